@@ -1,0 +1,1 @@
+"""Tasks: how batches are made, their losses and their trivial baselines."""
