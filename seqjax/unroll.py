@@ -52,6 +52,17 @@ def check_lengths(lengths, batch: int, T: int) -> None:
         raise ValueError(f"lengths must lie in [0, T={T}], got {bad.tolist()}")
 
 
+# name -> fn(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *, reverse, unroll, remat,
+# hoist) -> (final_carry, hs_BxTxH). "scan" is the plain lax.scan below; other modules
+# register faster paths (a custom-VJP unroll, a parallel scan for linear recurrences) with
+# ``register_impl``, each tested against "scan" for values and gradients.
+IMPLS: dict = {}
+
+
+def register_impl(name: str, fn) -> None:
+    IMPLS[name] = fn
+
+
 def _where_tree(mask_B, new, old):
     return jax.tree.map(
         lambda n, o: jnp.where(mask_B.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
@@ -59,8 +70,8 @@ def _where_tree(mask_B, new, old):
 
 def unroll(cell, params, xs_BxTxD: Array, carry: Any = None, *, lengths: Array | None = None,
            reverse: bool = False, unroll: int = 1, remat: bool = False,
-           hoist: bool | None = None, probes_BxTxH: Array | None = None):
-    """Run ``cell`` over ``xs_BxTxD`` with jax.lax.scan.
+           hoist: bool | None = None, probes_BxTxH: Array | None = None, impl: str = "scan"):
+    """Run ``cell`` over ``xs_BxTxD`` with jax.lax.scan (or another registered ``impl``).
 
     Args:
       cell: a cell from ``seqjax.cells`` (static).
@@ -76,6 +87,8 @@ def unroll(cell, params, xs_BxTxD: Array, carry: Any = None, *, lengths: Array |
         None picks ``default_hoist()``. Both paths give the same numbers.
       probes_BxTxH: optional zeros added to each emitted h_t (and to the h in the carry
         passed on); the gradient with respect to them is ∂L/∂h_t (see diagnostics).
+      impl: which implementation runs the recurrence: a key of ``IMPLS`` ("scan" is the
+        plain lax.scan; the others give the same numbers).
 
     Returns:
       ``(final_carry, hs_BxTxH)`` — lax.scan's order.
@@ -91,12 +104,14 @@ def unroll(cell, params, xs_BxTxD: Array, carry: Any = None, *, lengths: Array |
     if not isinstance(unroll, int) or unroll < 1:
         raise ValueError(f"unroll must be a positive integer, got {unroll!r}")
     hoist = default_hoist() if hoist is None else bool(hoist)
-    return _unroll(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH,
-                   reverse=bool(reverse), unroll=unroll, remat=bool(remat), hoist=hoist)
+    if impl not in IMPLS:
+        raise ValueError(f"unknown unroll impl {impl!r}; available: {', '.join(sorted(IMPLS))}")
+    return IMPLS[impl](cell, params, xs_BxTxD, carry, lengths, probes_BxTxH,
+                       reverse=bool(reverse), unroll=unroll, remat=bool(remat), hoist=hoist)
 
 
 @functools.partial(jax.jit, static_argnames=("cell", "reverse", "unroll", "remat", "hoist"))
-def _unroll(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *, reverse, unroll, remat,
+def _unroll_scan(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *, reverse, unroll, remat,
             hoist):
     T = xs_BxTxD.shape[1]
     xs_TxBxD = jnp.swapaxes(xs_BxTxD, 0, 1)
@@ -124,6 +139,9 @@ def _unroll(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *, reverse, un
         step = jax.checkpoint(step)
     carry, hs_TxBxH = jax.lax.scan(step, carry, scanned, reverse=reverse, unroll=unroll)
     return carry, jnp.swapaxes(hs_TxBxH, 0, 1)
+
+
+register_impl("scan", _unroll_scan)
 
 
 def unroll_reference(cell, params, xs_BxTxD, carry=None, *, lengths=None, reverse=False):
