@@ -36,7 +36,7 @@ def _zero_probes(cell, params, xs_BxTxD, carry):
     B, T, _ = xs_BxTxD.shape
     H = cell.hidden_size(params)
     if carry is None:
-        carry = cell.initial_carry(B, H, dtype=params["W_h"].dtype)
+        carry = cell.initial_carry(B, H, dtype=params["W_x"].dtype)
     dtype = cell.hidden(carry).dtype
     return carry, jnp.zeros((B, H), dtype), jnp.zeros((B, T, H), dtype)
 

@@ -98,7 +98,7 @@ def unroll(cell, params, xs_BxTxD: Array, carry: Any = None, *, lengths: Array |
     check_lengths(lengths, B, T)
     H = cell.hidden_size(params)
     if carry is None:
-        carry = cell.initial_carry(B, H, dtype=params["W_h"].dtype)
+        carry = cell.initial_carry(B, H, dtype=params["W_x"].dtype)
     if probes_BxTxH is not None and probes_BxTxH.shape != (B, T, H):
         raise ValueError(f"probes must have shape {(B, T, H)}, got {probes_BxTxH.shape}")
     if not isinstance(unroll, int) or unroll < 1:
@@ -152,7 +152,7 @@ def unroll_reference(cell, params, xs_BxTxD, carry=None, *, lengths=None, revers
     B, T, _ = xs_BxTxD.shape
     H = cell.hidden_size(params)
     if carry is None:
-        carry = cell.initial_carry(B, H, dtype=params["W_h"].dtype)
+        carry = cell.initial_carry(B, H, dtype=params["W_x"].dtype)
     lengths = [T] * B if lengths is None else [int(n) for n in np.asarray(lengths)]
     final, outputs = [], []
     for b in range(B):
