@@ -1,1 +1,18 @@
-"""Tasks: how batches are made, their losses and their trivial baselines."""
+"""Tasks: how batches are made, their losses, metrics and trivial baselines. ``TASKS`` maps
+``config.task.name`` to a Task class (see seqjax.tasks.base for the interface)."""
+
+from seqjax.tasks.adding import AddingTask
+from seqjax.tasks.copy import CopyTask
+from seqjax.tasks.temporal_order import TemporalOrderTask
+
+TASKS = {t.name: t for t in (AddingTask, TemporalOrderTask, CopyTask)}
+
+
+def register_task(cls) -> None:
+    TASKS[cls.name] = cls
+
+
+def get_task_class(name: str):
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]

@@ -1,0 +1,173 @@
+"""The one config schema. Every experiment's ``configs/*.py`` starts from ``base_config()``.
+
+Tasks add their own fields under ``config.task`` (declared in ``Task.config_defaults``);
+``validate(config)`` rejects keys that neither the schema nor the chosen task knows, and
+values outside what is allowed, each with a message that names the value and the choices.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+import ml_collections
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+MODEL_KINDS = ("recurrent", "feedforward")
+IMPL_CHOICES = ("auto", "scan", "fused", "parallel")
+HOIST_CHOICES = ("auto", "on", "off")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field with its default. Configs override; nothing else adds top-level keys."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.task = ml_collections.ConfigDict()
+    c.task.name = "adding"
+    c.task.seq_len = 100
+    c.task.noise_std = 0.0     # Gaussian noise added to the inputs
+    c.task.eval_size = 1024    # examples in the fixed evaluation set
+
+    c.model = ml_collections.ConfigDict()
+    c.model.kind = "recurrent"  # or "feedforward": the one-to-one baseline on the flat sequence
+    c.model.cell = "lstm"
+    c.model.hidden = 64
+    c.model.layers = 1
+    c.model.bidirectional = False
+    c.model.activation = "tanh"          # rnn only
+    c.model.forget_bias = 1.0            # lstm only: initial b_f (no constant added at step time)
+    c.model.recurrent_init = "orthogonal"
+    c.model.recurrent_scale = 1.0
+    c.model.input_init = "glorot_uniform"
+    c.model.impl = "scan"                # unroll implementation (see seqjax.unroll.IMPLS)
+    c.model.unroll = 1
+    c.model.remat = False
+    c.model.hoist = "auto"
+    c.model.embed_dim = 32               # token inputs only
+    c.model.dropout = 0.0                # on the recurrent outputs, before the head
+
+    c.train = ml_collections.ConfigDict()
+    c.train.num_steps = 1000
+    c.train.batch_size = 64
+    c.train.optimizer = "adam"
+    c.train.learning_rate = 1e-3
+    c.train.schedule = "constant"
+    c.train.warmup_steps = 0
+    c.train.weight_decay = 0.0           # adamw only
+    c.train.momentum = 0.9               # sgd only (0 for plain SGD)
+    c.train.grad_clip = 1.0              # global-norm clipping; 0 turns it off
+    c.train.eval_every = 200
+    c.train.checkpoint_every = 500
+    c.train.diagnostics_every = 100      # 0 turns gradient-flow diagnostics off
+    c.train.log_every = 50
+    c.train.keep_checkpoints = 3
+    c.train.resume = True                # continue from the workdir's newest checkpoint
+    c.train.skip_nonfinite = False       # skip (and count) a step whose loss is NaN/Inf
+
+    c.data = ml_collections.ConfigDict()
+    c.data.raw_dir = ""                  # local raw files (TFDS manual_dir)
+    c.data.data_dir = ""                 # where prepared datasets live
+
+    # Runs of one config with some fields changed, one after another, each in
+    # <workdir>/<member name>. Mirrors the config's layout with lists as leaves:
+    # sweep.model.cell = ["rnn", "lstm"]; sweep.seed = [0, 1, 2] (cartesian product).
+    c.sweep = ml_collections.ConfigDict()
+    return c
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in (d.items() if hasattr(d, "items") else []):
+        key = f"{prefix}{k}"
+        if isinstance(v, (ml_collections.ConfigDict, dict)) and k != "sweep" and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _suggest(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
+
+
+def _positive(name: str, value, *, zero_ok: bool = False) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and (
+        value >= 0 if zero_ok else value > 0)
+    if not ok:
+        what = "a non-negative" if zero_ok else "a positive"
+        raise ValueError(f"{name} must be {what} integer, got {value!r}")
+
+
+def validate(config, task_defaults: dict | None = None) -> None:
+    """Raise a ValueError for unknown keys or bad values. ``task_defaults``: the task's extra fields."""
+    from seqjax import cells  # local: keep this module import-light
+
+    known = set(_flatten(base_config()))
+    known |= {f"task.{k}" for k in (task_defaults or {})}
+    for key in _flatten(config):
+        if key not in known:
+            raise ValueError(f"unknown config key {key!r}{_suggest(key, known)}")
+
+    m, t = config.model, config.train
+    _choice("model.kind", m.kind, MODEL_KINDS)
+    if m.cell not in cells.CELLS:
+        raise ValueError(f"model.cell={m.cell!r} is not a cell; valid cells: "
+                         f"{', '.join(sorted(cells.CELLS))}")
+    _choice("model.impl", m.impl, IMPL_CHOICES)
+    _choice("model.hoist", m.hoist, HOIST_CHOICES)
+    _choice("train.optimizer", t.optimizer, OPTIMIZERS)
+    _choice("train.schedule", t.schedule, SCHEDULES)
+    for name in ("model.hidden", "model.layers", "model.unroll", "model.embed_dim",
+                 "train.num_steps", "train.batch_size", "train.log_every", "task.seq_len",
+                 "task.eval_size", "train.keep_checkpoints"):
+        section, field = name.split(".")
+        _positive(name, config[section][field])
+    for name in ("train.eval_every", "train.checkpoint_every", "train.diagnostics_every",
+                 "train.warmup_steps"):
+        section, field = name.split(".")
+        _positive(name, config[section][field], zero_ok=True)
+    if not t.learning_rate > 0:
+        raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate!r}")
+    if t.grad_clip < 0:
+        raise ValueError(f"train.grad_clip must be >= 0 (0 turns clipping off), got {t.grad_clip!r}")
+    if config.task.noise_std < 0:
+        raise ValueError(f"task.noise_std must be >= 0, got {config.task.noise_std!r}")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ValueError(f"model.dropout must lie in [0, 1), got {m.dropout!r}")
+    for key, values in sweep_fields(config).items():
+        if key not in known or key == "sweep":
+            raise ValueError(f"sweep field {key!r} is not a config key{_suggest(key, known)}")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ValueError(f"sweep.{key} must be a non-empty list of values, got {values!r}")
+
+
+def sweep_fields(config) -> dict[str, list]:
+    """{"model.cell": ["rnn", "lstm"], ...} from the nested ``config.sweep``."""
+    def walk(d, prefix):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, (ml_collections.ConfigDict, dict)):
+                out.update(walk(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+    return walk(config.sweep, "") if config.get("sweep") else {}
+
+
+def to_json(config) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def diff(a: dict, b: dict, ignore=()) -> list[str]:
+    """Dotted keys whose values differ between two config dicts (as read from config.json)."""
+    fa, fb = _flatten(a), _flatten(b)
+    return sorted(k for k in set(fa) | set(fb) if k not in ignore and fa.get(k) != fb.get(k))

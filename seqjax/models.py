@@ -1,0 +1,166 @@
+"""flax.linen modules around the pure recurrent core: embeddings, heads, baselines.
+
+The recurrent parameters inside these modules are exactly the pure cell's pytree
+(``params["core"]["layer0"]`` is what ``cell.init`` returns), so everything in
+``seqjax.cells``/``unroll``/``diagnostics`` applies to a trained model's weights as is.
+
+Every model is called as ``model.apply(variables, batch, probes=None, train=False)``
+with the task's batch dict (``inputs``, optional ``lengths``), and returns the head's
+outputs: (B, output_dim) for ``readout="last"``, (B, T, output_dim) for ``"all"``.
+``probes`` (B, T+1, H), when given, are added to the top layer's hidden states h_0..h_T
+(see seqjax.diagnostics): the gradient with respect to them is ∂L/∂h_t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from seqjax import cells
+from seqjax import unroll as U
+from seqjax.tasks.base import InputSpec
+
+
+def cell_options(model_config) -> tuple[dict, dict]:
+    """(step options, init options) for ``model_config.cell`` from the config's model fields."""
+    cell_cls = cells.CELLS[model_config.cell]
+    step_fields = {f.name for f in dataclasses.fields(cell_cls)}
+    step = {k: model_config[k] for k in step_fields if k in model_config}
+    init = {k: model_config[k] for k in cell_cls.init_options if k in model_config}
+    return step, init
+
+
+def resolve_impl(name: str) -> str:
+    """``model.impl``: "auto" means the fastest correct path for this backend."""
+    if name != "auto":
+        return name
+    try:
+        from seqjax.fast import default_impl
+    except ImportError:
+        return "scan"
+    return default_impl()
+
+
+def unroll_options(model_config) -> dict:
+    impl = resolve_impl(model_config.impl)
+    hoist = {"auto": None, "on": True, "off": False}[model_config.hoist]
+    return dict(impl=impl, unroll=model_config.unroll, remat=model_config.remat, hoist=hoist)
+
+
+class RecurrentCore(nn.Module):
+    """``layers`` stacked recurrent layers (optionally bidirectional) of one pure cell."""
+
+    cell_name: str
+    hidden: int
+    layers: int = 1
+    bidirectional: bool = False
+    step_options: tuple = ()    # ((name, value), ...) — hashable for flax
+    init_options: tuple = ()
+    unroll_options: tuple = ()
+
+    @nn.compact
+    def __call__(self, x_BxTxD, lengths=None, probes=None):
+        """Returns (final hidden of the top layer (B, H or 2H), hs of the top layer (B, T, H or 2H))."""
+        cell = cells.get_cell(self.cell_name, **dict(self.step_options))
+        init_opts, run_opts = dict(self.init_options), dict(self.unroll_options)
+        B, T, D = x_BxTxD.shape
+        hs, d = x_BxTxD, D
+        for layer in range(self.layers):
+            top = layer == self.layers - 1
+            if self.bidirectional:
+                def init(key, d=d):
+                    kf, kb = jax.random.split(key)
+                    return {"fwd": cell.init(kf, d, self.hidden, **init_opts),
+                            "bwd": cell.init(kb, d, self.hidden, **init_opts)}
+                p = self.param(f"layer{layer}", init)
+                carry, hs = U.unroll_bidirectional(cell, p, hs, lengths=lengths, **run_opts)
+                final_h = jnp.concatenate([cell.hidden(carry["fwd"]), cell.hidden(carry["bwd"])], -1)
+                d = 2 * self.hidden
+            else:
+                p = self.param(f"layer{layer}",
+                               lambda key, d=d: cell.init(key, d, self.hidden, **init_opts))
+                carry0, probes_BxTxH = None, None
+                if top and probes is not None:
+                    carry0 = cell.initial_carry(B, self.hidden, dtype=probes.dtype)
+                    carry0 = cell.with_hidden(carry0, cell.hidden(carry0) + probes[:, 0])
+                    probes_BxTxH = probes[:, 1:]
+                    run_opts = run_opts | {"impl": "scan"}  # probes: the plain scan
+                carry, hs = U.unroll(cell, p, hs, carry0, lengths=lengths,
+                                     probes_BxTxH=probes_BxTxH, **run_opts)
+                final_h = cell.hidden(carry)
+                d = self.hidden
+        return final_h, hs
+
+
+class SequenceModel(nn.Module):
+    """Embedding (token inputs) → recurrent core → dropout → linear head."""
+
+    spec: InputSpec
+    model_config: Any  # the config's ``model`` section (a frozen dict is fine)
+
+    @nn.compact
+    def __call__(self, batch, probes=None, train: bool = False):
+        m = self.model_config
+        x = batch["inputs"]
+        if self.spec.kind == "tokens":
+            x = nn.Embed(self.spec.dim, m.embed_dim, name="embed")(x)
+        step, init = cell_options(m)
+        final_h, hs = RecurrentCore(
+            cell_name=m.cell, hidden=m.hidden, layers=m.layers, bidirectional=m.bidirectional,
+            step_options=tuple(sorted(step.items())), init_options=tuple(sorted(init.items())),
+            unroll_options=tuple(sorted(unroll_options(m).items())), name="core",
+        )(x, batch.get("lengths"), probes)
+        features = final_h if self.spec.readout == "last" else hs
+        features = nn.Dropout(m.dropout, deterministic=not train)(features)
+        return nn.Dense(self.spec.output_dim, name="head")(features)
+
+
+class FeedForward(nn.Module):
+    """The one-to-one baseline: an MLP on the whole flattened sequence, no recurrence.
+
+    ``model.layers`` hidden layers of ``model.hidden`` ReLU units. For ``readout="all"``
+    the output layer emits T·output_dim numbers, reshaped to (B, T, output_dim).
+    """
+
+    spec: InputSpec
+    model_config: Any
+
+    @nn.compact
+    def __call__(self, batch, probes=None, train: bool = False):
+        m = self.model_config
+        x = batch["inputs"]
+        if self.spec.kind == "tokens":
+            x = nn.Embed(self.spec.dim, m.embed_dim, name="embed")(x)
+        if "lengths" in batch:  # zero the padding so it cannot leak into the prediction
+            T = x.shape[1]
+            valid = (jnp.arange(T)[None, :] < batch["lengths"][:, None]).astype(x.dtype)
+            x = x * valid[:, :, None]
+        B, T = x.shape[:2]
+        h = x.reshape(B, -1)
+        for layer in range(m.layers):
+            h = nn.relu(nn.Dense(m.hidden, name=f"dense{layer}")(h))
+            h = nn.Dropout(m.dropout, deterministic=not train)(h)
+        if self.spec.readout == "last":
+            return nn.Dense(self.spec.output_dim, name="head")(h)
+        return nn.Dense(T * self.spec.output_dim, name="head")(h).reshape(B, T, -1)
+
+
+def build_model(model_config, spec: InputSpec) -> nn.Module:
+    """The module for ``model.kind`` ("recurrent" or "feedforward")."""
+    if model_config.kind == "feedforward":
+        return FeedForward(spec=spec, model_config=model_config)
+    if model_config.kind == "recurrent":
+        return SequenceModel(spec=spec, model_config=model_config)
+    raise ValueError(f"unknown model.kind {model_config.kind!r}; allowed: feedforward, recurrent")
+
+
+def probe_shape(model_config, batch) -> tuple[int, int, int] | None:
+    """(B, T+1, H) for models whose top layer can be probed, else None."""
+    if model_config.kind != "recurrent" or model_config.bidirectional:
+        return None
+    B, T = batch["inputs"].shape[:2]
+    return (B, T + 1, model_config.hidden)

@@ -1,0 +1,132 @@
+"""What every task provides to the one trainer.
+
+A task owns its data, its loss and metrics, its trivial baseline and the examples a person
+wants to look at. The trainer (seqjax.train) never looks inside a batch except through
+these methods.
+
+Batches are dicts of arrays, batch-first:
+  ``inputs``   (B, T, D) float features, or (B, T) int32 tokens
+  ``targets``  whatever ``loss`` needs
+  ``lengths``  (B,) int32, optional: valid steps per example (padding is masked)
+
+Data iterators are checkpointable: ``get_state()`` returns a JSON-able object that
+``set_state`` accepts, so a resumed run sees exactly the batches an uninterrupted run sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Batch = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """What the model reads and emits.
+
+    kind: "features" (float (B, T, dim)) or "tokens" (int (B, T), ``vocab`` ids).
+    output_dim: size of the head's output (classes, or regression targets).
+    readout: "last" (many-to-one: the head sees each example's final hidden state) or
+      "all" (many-to-many: the head sees every h_t).
+    """
+
+    kind: str
+    dim: int
+    output_dim: int
+    readout: str
+    seq_len: int
+
+
+class DataIterator:
+    """Iterator protocol the trainer relies on: next batch, and a resumable position."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Batch:
+        raise NotImplementedError
+
+    def get_state(self) -> Any:
+        raise NotImplementedError
+
+    def set_state(self, state: Any) -> None:
+        raise NotImplementedError
+
+
+class KeyedIterator(DataIterator):
+    """Synthetic data: batch n is ``make(fold_in(key, n))``; the state is n."""
+
+    def __init__(self, make, key):
+        self._make, self._key, self._n = make, key, 0
+
+    def __next__(self) -> Batch:
+        batch = self._make(jax.random.fold_in(self._key, self._n))
+        self._n += 1
+        return batch
+
+    def get_state(self):
+        return {"batches_drawn": self._n}
+
+    def set_state(self, state):
+        self._n = int(state["batches_drawn"])
+
+
+class Task:
+    """Base class. Subclasses set ``name`` and ``config_defaults`` and define the methods."""
+
+    name: str = ""
+    config_defaults: dict[str, Any] = {}  # task-specific fields under config.task
+
+    def __init__(self, config):
+        self.config = config
+
+    # --- what the model needs
+    def input_spec(self) -> InputSpec:
+        raise NotImplementedError
+
+    # --- data
+    def train_iterator(self, seed: int) -> DataIterator:
+        raise NotImplementedError
+
+    def eval_batches(self) -> Iterator[Batch]:
+        """The fixed evaluation set (same on every call)."""
+        raise NotImplementedError
+
+    # --- objective (pure, jittable)
+    def loss(self, outputs: jax.Array, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """(scalar loss, {metric: scalar}) for a batch; metrics are batch means."""
+        raise NotImplementedError
+
+    def baseline(self) -> dict[str, float]:
+        """The trivial predictor's metrics, written into summary.json beside the model's."""
+        return {}
+
+    def examples(self, outputs: np.ndarray, batch: Batch) -> dict[str, Any]:
+        """Things a person wants to look at for one eval batch: {"text/...": str, "image/...": HxWx3}."""
+        return {}
+
+
+def fixed_eval_batches(task, eval_seed: int, chunk: int = 512):
+    """The synthetic tasks' evaluation set: ``task.eval_size`` examples from ``eval_seed``,
+    the same for every training seed (so runs with different seeds are compared on one set),
+    in chunks of at most ``chunk`` examples."""
+    n = task.config.task.eval_size
+    key = jax.random.key(eval_seed)
+    for start in range(0, n, chunk):
+        yield task.make_batch(jax.random.fold_in(key, start), min(chunk, n - start))
+
+
+def add_noise(key, x: jax.Array, std: float) -> jax.Array:
+    """x + N(0, std²), the input noise of ``task.noise_std``; x unchanged when std == 0."""
+    if std == 0:
+        return x
+    return x + std * jax.random.normal(key, x.shape, x.dtype)
+
+
+def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
+    return jnp.mean((pred - target) ** 2)
