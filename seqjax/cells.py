@@ -321,3 +321,9 @@ def get_cell(name: str, **options):
             f"cell {name!r} has no option(s) {sorted(unknown)}; "
             f"its options: {sorted(fields) or 'none'}")
     return cls(**options)
+
+
+# --------------------------------------------------------------------------- more cells (issue 8)
+# minGRU, minLSTM, LRU and LIF live in seqjax/cells_modern.py, which adds them to CELLS when
+# imported. Imported here, at the bottom (it imports this module), so get_cell knows them.
+from seqjax import cells_modern as _cells_modern  # noqa: E402,F401

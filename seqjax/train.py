@@ -204,7 +204,7 @@ class Trainer:
 
     # ---- the loop
 
-    def evaluate(self, eval_fn, params) -> tuple[dict, dict]:
+    def evaluate(self, eval_fn, params, final: bool = False) -> tuple[dict, dict]:
         rows, sizes, examples = [], [], {}
         for i, batch in enumerate(self.eval_set):
             metrics, out = eval_fn(params, batch)
@@ -213,7 +213,9 @@ class Trainer:
             if i == 0:
                 examples = self.task.examples(np.asarray(out), jax.device_get(batch))
         w = np.asarray(sizes, np.float64) / sum(sizes)
-        return {k: float(sum(wi * r[k] for wi, r in zip(w, rows))) for k in rows[0]}, examples
+        metrics = {k: float(sum(wi * r[k] for wi, r in zip(w, rows))) for k in rows[0]}
+        extra, extra_examples = self.task.generation_eval(self.model, params, final=final)
+        return metrics | extra, examples | extra_examples
 
     def run(self) -> dict:
         c, t = self.config, self.config.train
@@ -319,7 +321,7 @@ class Trainer:
             if diag_fn and (step % t.diagnostics_every == 0 or last):
                 diagnose(step, row)
             if (t.eval_every and step % t.eval_every == 0) or last:
-                last_eval, examples = self.evaluate(eval_fn, state.params)
+                last_eval, examples = self.evaluate(eval_fn, state.params, final=last)
                 row |= {f"eval/{k}": v for k, v in last_eval.items()}
                 self._write_examples(writer, step, examples)
                 base = self.task.baseline()
@@ -333,7 +335,7 @@ class Trainer:
             overhead += time.perf_counter() - side_start
         check_finite(step)
         if not last_eval:  # restarted on a finished run: nothing trained, evaluate once
-            last_eval, _ = self.evaluate(eval_fn, state.params)
+            last_eval, _ = self.evaluate(eval_fn, state.params, final=True)
         mngr.wait_until_finished()
         mngr.close()
         summary = {

@@ -110,6 +110,18 @@ class Task:
         """Things a person wants to look at for one eval batch: {"text/...": str, "image/...": HxWx3}."""
         return {}
 
+    def generation_eval(self, model, params, *, final: bool) -> tuple[dict[str, float], dict]:
+        """Metrics that need more than a teacher-forced pass (decoding, BLEU), and examples.
+
+        Called at every evaluation (``final`` is True for the last one); the returned
+        metrics join the eval metrics (``eval/<name>``). Default: none.
+        """
+        return {}, {}
+
+    # Optional hooks a task may define (the trainer looks for them):
+    #   build_model() -> flax Module called as model.apply(vars, batch, probes=, train=)
+    #   probe_shape(batch) -> (B, T+1, H) or None, for gradient-flow diagnostics
+
 
 def fixed_eval_batches(task, eval_seed: int, chunk: int = 512):
     """The synthetic tasks' evaluation set: ``task.eval_size`` examples from ``eval_seed``,
