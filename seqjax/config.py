@@ -66,6 +66,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 3
     c.train.resume = True                # continue from the workdir's newest checkpoint
     c.train.skip_nonfinite = False       # skip (and count) a step whose loss is NaN/Inf
+    c.train.vmap_sweep = True            # sweep members differing only in seed, learning rate,
+                                         # forget bias or recurrent scale train as one vmapped program
+
+    # Devices: a (data, model) mesh; -1 = all devices. Batches split along "data".
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1
+    c.mesh.model = 1
+    c.distributed = False                # jax.distributed.initialize() for several hosts
 
     c.data = ml_collections.ConfigDict()
     c.data.raw_dir = ""                  # local raw files (TFDS manual_dir)

@@ -10,15 +10,20 @@ counted, and (unless ``train.skip_nonfinite``) the run stops at the next check w
 ``NonFiniteLossError`` that names the step, before writing another checkpoint, so the
 last good checkpoint is what a restart or a user finds.
 
-``config.sweep`` (``sweep.model.cell = ["rnn", "lstm"]``, ...) runs every combination one after
-another, each in ``workdir/<member>``, and returns all their summaries.
+Devices: the batch is split over the ``data`` axis of a mesh (seqjax.sharding); the state
+is replicated; jit partitions the step. Only process 0 writes logs and summaries.
+
+``config.sweep`` (``sweep.model.cell = ["rnn", "lstm"]``, ``sweep.seed = [0, 1, 2]``, ...)
+runs every combination, each member logging into ``workdir/<member>``. Members that differ
+only in fields that change array values, not shapes (``VMAPPABLE``: seed, learning rate,
+forget bias, recurrent scale), train together as ONE compiled program under ``jax.vmap``
+(their shared checkpoints live in ``workdir/<group>``); the others run one after another.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime
-import functools
 import itertools
 import json
 import os
@@ -35,15 +40,18 @@ import optax
 import orbax.checkpoint as ocp
 
 from seqjax import config as config_lib
-from seqjax import diagnostics, models, plots
-from seqjax.logging import Writer
+from seqjax import diagnostics, models, plots, sharding
+from seqjax.logging import Writer, read_metrics
 from seqjax.tasks import get_task_class
 
 # Fields that may change between a run and its resumption: they change what is logged or
 # how long it runs, not the trajectory.
 RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.diagnostics_every",
-                     "train.keep_checkpoints", "train.resume")
+                     "train.keep_checkpoints", "train.resume", "mesh.data", "mesh.model",
+                     "distributed")
+# Sweep fields that change only array contents: members differing in these can be vmapped.
+VMAPPABLE = ("seed", "train.learning_rate", "model.forget_bias", "model.recurrent_scale")
 DIAGNOSTICS_EXAMPLES = 64
 
 
@@ -53,9 +61,10 @@ class NonFiniteLossError(RuntimeError):
 
 @flax.struct.dataclass
 class TrainState:
-    step: jax.Array            # updates done
+    step: jax.Array             # updates done
     params: Any
-    opt_state: Any
+    opt_state: Any              # includes the learning rate (optax.inject_hyperparams)
+    rng: jax.Array              # raw key data of the dropout key (folded with the step)
     nonfinite_steps: jax.Array  # steps whose loss/gradient was NaN/Inf (skipped)
     first_nonfinite: jax.Array  # the first such step (1-based), -1 if none
 
@@ -64,22 +73,28 @@ class TrainState:
 
 
 def make_optimizer(t) -> optax.GradientTransformation:
-    """optax chain: global-norm clipping (if grad_clip > 0) → optimizer with a schedule."""
-    lr = t.learning_rate
-    if t.schedule == "constant":
-        schedule = optax.constant_schedule(lr)
-    elif t.schedule == "cosine":
-        schedule = optax.cosine_decay_schedule(lr, t.num_steps)
-    else:  # warmup_cosine
-        schedule = optax.warmup_cosine_decay_schedule(0.0, lr, t.warmup_steps,
-                                                      max(t.num_steps, t.warmup_steps + 1))
-    opt = {
-        "adam": lambda: optax.adam(schedule),
-        "adamw": lambda: optax.adamw(schedule, weight_decay=t.weight_decay),
-        "sgd": lambda: optax.sgd(schedule, momentum=t.momentum or None),
-        "rmsprop": lambda: optax.rmsprop(schedule),
-    }[t.optimizer]()
-    return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt) if t.grad_clip > 0 else opt
+    """optax: global-norm clipping (if grad_clip > 0) → optimizer with a schedule.
+
+    The peak learning rate is an injected hyper-parameter (it lives in the optimizer
+    state), so members of a sweep with different learning rates share one program.
+    """
+    def build(learning_rate):
+        if t.schedule == "constant":
+            schedule = learning_rate
+        elif t.schedule == "cosine":
+            schedule = optax.cosine_decay_schedule(learning_rate, t.num_steps)
+        else:  # warmup_cosine
+            schedule = optax.warmup_cosine_decay_schedule(
+                0.0, learning_rate, t.warmup_steps, max(t.num_steps, t.warmup_steps + 1))
+        opt = {
+            "adam": lambda: optax.adam(schedule),
+            "adamw": lambda: optax.adamw(schedule, weight_decay=t.weight_decay),
+            "sgd": lambda: optax.sgd(schedule, momentum=t.momentum or None),
+            "rmsprop": lambda: optax.rmsprop(schedule),
+        }[t.optimizer]()
+        return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt) if t.grad_clip > 0 \
+            else opt
+    return optax.inject_hyperparams(build)(learning_rate=t.learning_rate)
 
 
 def _fmt_time(seconds: float) -> str:
@@ -114,9 +129,9 @@ def _prepare_workdir(config, workdir: str, is_main: bool) -> None:
             f"to move the old run aside and start anew")
 
 
-def _checkpoint_manager(workdir: str, keep: int) -> ocp.CheckpointManager:
+def _checkpoint_manager(directory: str, keep: int) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "checkpoints"),
+        os.path.join(os.path.abspath(directory), "checkpoints"),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         item_names=("state", "data"))
 
@@ -125,37 +140,64 @@ def _mean_metrics(rows: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
-# --------------------------------------------------------------------------- one run
+def _stack(trees):
+    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
+
+# --------------------------------------------------------------------------- training
 
 
 class Trainer:
-    """Holds the compiled functions of one run; ``run()`` does the loop."""
+    """One run, or a group of runs trained as one vmapped program; ``run()`` does the loop.
 
-    def __init__(self, config, workdir: str):
+    ``Trainer(config, workdir)``: one run. ``Trainer(members=[(config, workdir), ...],
+    group_dir=...)``: members that differ only in ``VMAPPABLE`` fields; each keeps its own
+    logs and summary in its workdir, the shared checkpoints go to ``group_dir``.
+    """
+
+    def __init__(self, config=None, workdir: str | None = None, *, members=None,
+                 group_dir: str | None = None):
+        self.members = members or [(config, workdir)]
+        self.vmapped = len(self.members) > 1
+        config, workdir = self.members[0]
+        self.group_dir = group_dir or workdir
         task_cls = get_task_class(config.task.name)
-        config_lib.validate(config, task_cls.config_defaults)
-        self.config, self.workdir = config, workdir
+        for c, _ in self.members:
+            config_lib.validate(c, task_cls.config_defaults)
+        self.config = config
         self.task = task_cls(config)
         self.spec = self.task.input_spec()
         self.model_config = ml_collections.FrozenConfigDict(config.model)
-        build = getattr(self.task, "build_model", None)
-        self.model = build() if build else models.build_model(self.model_config, self.spec)
+        self.custom_model = getattr(self.task, "build_model", None)
+        self.model = self._model(config)
         self.tx = make_optimizer(config.train)
         self.is_main = jax.process_index() == 0
-        root = jax.random.key(config.seed)
-        self.init_key, self.dropout_key = jax.random.fold_in(root, 0), jax.random.fold_in(root, 2)
+        self.mesh = sharding.make_mesh(config.mesh)
+        sharding.check_batch_size(config.train.batch_size, self.mesh)
         self.eval_set = list(self.task.eval_batches())
         self.diag_batch = jax.tree.map(lambda a: a[:DIAGNOSTICS_EXAMPLES], self.eval_set[0])
-        self.diag_shape = models.probe_shape(self.model_config, self.diag_batch) \
-            if not build else getattr(self.task, "probe_shape", lambda b: None)(self.diag_batch)
+        self.diag_shape = (models.probe_shape(self.model_config, self.diag_batch)
+                           if not self.custom_model else
+                           getattr(self.task, "probe_shape", lambda b: None)(self.diag_batch))
+        seeds = [c.seed for c, _ in self.members]
+        self.data_per_member = self.vmapped and len(set(seeds)) > 1
 
-    # ---- pure functions (jitted below)
+    def _model(self, config):
+        if self.custom_model:
+            return type(self.task)(config).build_model()
+        return models.build_model(ml_collections.FrozenConfigDict(config.model), self.spec)
 
-    def init_state(self) -> TrainState:
+    # ---- pure functions (jitted, and vmapped over members, below)
+
+    def init_member(self, config) -> TrainState:
+        """A member's initial state: its own seed, init options and learning rate."""
+        root = jax.random.key(config.seed)
         example = jax.tree.map(lambda a: a[:2], self.eval_set[0])
-        params = self.model.init({"params": self.init_key}, example)["params"]
+        params = self._model(config).init({"params": jax.random.fold_in(root, 0)},
+                                          example)["params"]
         return TrainState(step=jnp.array(0, jnp.int32), params=params,
-                          opt_state=self.tx.init(params),
+                          opt_state=make_optimizer(config.train).init(params),
+                          rng=jax.random.key_data(jax.random.fold_in(root, 2)),
                           nonfinite_steps=jnp.array(0, jnp.int32),
                           first_nonfinite=jnp.array(-1, jnp.int32))
 
@@ -166,7 +208,7 @@ class Trainer:
         return loss, (metrics, out)
 
     def train_step(self, state: TrainState, batch):
-        key = jax.random.fold_in(self.dropout_key, state.step)
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         (loss, (metrics, _)), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
             state.params, batch, key, True)
         grad_norm = optax.tree.norm(grads)
@@ -178,7 +220,7 @@ class Trainer:
         new_params = optax.apply_updates(state.params, updates)
         keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
         step = state.step + 1
-        state = TrainState(
+        state = state.replace(
             step=step, params=keep(new_params, state.params),
             opt_state=keep(new_opt, state.opt_state),
             nonfinite_steps=state.nonfinite_steps + (~finite).astype(jnp.int32),
@@ -187,7 +229,7 @@ class Trainer:
         return state, {"loss": loss, "grad_norm": grad_norm} | metrics
 
     def eval_step(self, params, batch):
-        loss, (metrics, out) = self.loss_fn(params, batch, self.dropout_key, False)
+        loss, (metrics, out) = self.loss_fn(params, batch, jax.random.key(0), False)
         return {"loss": loss} | metrics, out
 
     def diagnostics_step(self, params, batch):
@@ -195,165 +237,233 @@ class Trainer:
         probes = jnp.zeros(self.diag_shape, jnp.float32)
 
         def loss_of(probes, params):
-            return self.loss_fn(params, batch, self.dropout_key, False, probes)[0]
+            return self.loss_fn(params, batch, jax.random.key(0), False, probes)[0]
 
         g_probes, g_params = jax.grad(loss_of, argnums=(0, 1))(probes, params)
         # The task loss is a mean over the batch: scale back to per-example gradients.
         norms_BxT1 = jnp.linalg.norm(g_probes, axis=-1) * self.diag_shape[0]
         return jnp.mean(norms_BxT1, axis=0), g_params
 
+    # ---- helpers over members
+
+    def _split(self, tree) -> list:
+        """Per-member host copies of a (possibly member-stacked) pytree."""
+        tree = jax.device_get(tree)
+        if not self.vmapped:
+            return [tree]
+        return [jax.tree.map(lambda a: a[i], tree) for i in range(len(self.members))]
+
+    def _compile(self, fn, member_axes):
+        """jit (vmapped over members when grouped), outputs replicated over the mesh."""
+        if self.vmapped:
+            fn = jax.vmap(fn, in_axes=member_axes)
+        return jax.jit(fn, out_shardings=sharding.replicated(self.mesh))
+
+    def _place(self, batch, *, eval_batch=False):
+        axis = 1 if (self.vmapped and self.data_per_member and not eval_batch) else 0
+        return sharding.global_batch(batch, self.mesh, axis, same_on_every_host=eval_batch)
+
+    def evaluate(self, eval_fn, params, final: bool = False) -> list[tuple[dict, dict]]:
+        """[(metrics, examples)] per member, over the whole eval set."""
+        n = len(self.members)
+        rows, sizes, examples = [[] for _ in range(n)], [], [{} for _ in range(n)]
+        for i, batch in enumerate(self.eval_set):
+            metrics, out = eval_fn(params, self._place(batch, eval_batch=True))
+            sizes.append(len(jax.tree.leaves(batch)[0]))
+            for m, (mm, mo) in enumerate(zip(self._split(metrics), self._split(out))):
+                rows[m].append(mm)
+                if i == 0:
+                    examples[m] = self.task.examples(np.asarray(mo), jax.device_get(batch))
+        w = np.asarray(sizes, np.float64) / sum(sizes)
+        results = []
+        for m, member_params in enumerate(self._split(params)):
+            metrics = {k: float(sum(wi * r[k] for wi, r in zip(w, rows[m]))) for k in rows[m][0]}
+            extra, extra_examples = self.task.generation_eval(self.model, member_params,
+                                                              final=final)
+            results.append((metrics | extra, examples[m] | extra_examples))
+        return results
+
     # ---- the loop
 
-    def evaluate(self, eval_fn, params, final: bool = False) -> tuple[dict, dict]:
-        rows, sizes, examples = [], [], {}
-        for i, batch in enumerate(self.eval_set):
-            metrics, out = eval_fn(params, batch)
-            rows.append(jax.device_get(metrics))
-            sizes.append(len(jax.tree.leaves(batch)[0]))
-            if i == 0:
-                examples = self.task.examples(np.asarray(out), jax.device_get(batch))
-        w = np.asarray(sizes, np.float64) / sum(sizes)
-        metrics = {k: float(sum(wi * r[k] for wi, r in zip(w, rows))) for k in rows[0]}
-        extra, extra_examples = self.task.generation_eval(self.model, params, final=final)
-        return metrics | extra, examples | extra_examples
-
-    def run(self) -> dict:
+    def run(self):
+        """Train; returns the summary dict (a list of them for a vmapped group)."""
         c, t = self.config, self.config.train
         wall_start = time.perf_counter()
-        _prepare_workdir(c, self.workdir, self.is_main)
-        mngr = _checkpoint_manager(self.workdir, t.keep_checkpoints)
+        names = [w for _, w in self.members]
+        for mc, w in self.members:
+            _prepare_workdir(mc, w, self.is_main)
+        if self.vmapped:
+            _prepare_group_dir(self.group_dir, self.members, self.is_main)
+        mngr = _checkpoint_manager(self.group_dir, t.keep_checkpoints)
         with jax.numpy_dtype_promotion("standard"):
-            state = self.init_state()
-        train_it = self.task.train_iterator(c.seed)
+            states = [self.init_member(mc) for mc, _ in self.members]
+        state = _stack(states) if self.vmapped else states[0]
+        iterators = [self.task.train_iterator(mc.seed) for mc, _ in self.members] \
+            if self.data_per_member else [self.task.train_iterator(c.seed)]
         start = mngr.latest_step() if t.resume else None
         if start is not None:
             restored = mngr.restore(start, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(state), data=ocp.args.JsonRestore()))
             state = restored["state"]
-            train_it.set_state(restored["data"])
-            print(f"resuming {self.workdir} from step {start}")
-        writer = Writer(self.workdir, enabled=self.is_main, resume_step=start)
+            for it, s in zip(iterators, restored["data"]["iterators"]):
+                it.set_state(s)
+            print(f"resuming {self.group_dir} from step {start}")
+        state = jax.device_put(state, sharding.replicated(self.mesh))
+        writers = [Writer(w, enabled=self.is_main, resume_step=start) for w in names]
         if self.is_main and start is None:
-            with open(os.path.join(self.workdir, "config.json"), "w") as f:
-                f.write(config_lib.to_json(c))
+            for mc, w in self.members:
+                with open(os.path.join(w, "config.json"), "w") as f:
+                    f.write(config_lib.to_json(mc))
         start = start or 0
-        heat_steps, heat_rows = self._diagnostics_history(writer) if start else ([], [])
+        heat = [self._diagnostics_history(w) if start else ([], []) for w in names]
 
-        train_fn = jax.jit(self.train_step)
-        eval_fn = jax.jit(self.eval_step)
-        diag_fn = jax.jit(self.diagnostics_step) if (t.diagnostics_every and self.diag_shape) \
-            else None
+        batch_axis = 0 if self.data_per_member else None
+        train_fn = self._compile(self.train_step, (0, batch_axis))
+        eval_fn = self._compile(self.eval_step, (0, None))
+        diag_fn = self._compile(self.diagnostics_step, (0, None)) \
+            if (t.diagnostics_every and self.diag_shape) else None
+
+        def next_batch():
+            batches = [next(it) for it in iterators]
+            return self._place(_stack(batches) if self.data_per_member else batches[0])
 
         def save(step):
             mngr.save(step, args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(train_it.get_state())))
+                state=ocp.args.StandardSave(state),
+                data=ocp.args.JsonSave({"iterators": [it.get_state() for it in iterators]})))
 
         def check_finite(step):
-            first = int(state.first_nonfinite)
-            if first >= 0 and not t.skip_nonfinite:
+            firsts = np.atleast_1d(jax.device_get(state.first_nonfinite))
+            bad = [(names[i], int(f)) for i, f in enumerate(firsts) if f >= 0]
+            if bad and not t.skip_nonfinite:
                 mngr.wait_until_finished()
                 good = mngr.latest_step()
-                writer.close()
+                for w in writers:
+                    w.close()
+                where = "; ".join(f"{n} at step {s}" for n, s in bad)
                 raise NonFiniteLossError(
-                    f"loss or gradient became NaN/Inf at step {first} (run: {self.workdir}); "
-                    f"the parameters were not updated with it. Try gradient clipping "
-                    f"(--config.train.grad_clip=1.0), a lower learning rate (now "
+                    f"loss or gradient became NaN/Inf at step {min(s for _, s in bad)} "
+                    f"(run: {where}); the parameters were not updated with it. Try gradient "
+                    f"clipping (--config.train.grad_clip=1.0), a lower learning rate (now "
                     f"{t.learning_rate:g}), or --config.train.skip_nonfinite=True to skip such "
                     f"steps. Last good checkpoint: step {good} in "
-                    f"{os.path.join(self.workdir, 'checkpoints')}.")
+                    f"{os.path.join(self.group_dir, 'checkpoints')}.")
 
-        def diagnose(step, row):
-            hidden, g_params = jax.device_get(diag_fn(state.params, self.diag_batch))
-            row["grad/hidden_norms"] = hidden
-            row["grad/h0_over_hT"] = float(hidden[0] / max(hidden[-1], 1e-38))
-            for name, v in diagnostics.param_grad_norms(g_params).items():
-                row[f"grad/norm/{name}"] = float(v)
-            flat = lambda tree: {"/".join(str(getattr(k, "key", k)) for k in p): v
-                                 for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
-            writer.histograms(step, {f"params/{k}": v for k, v in
-                                     flat(jax.device_get(state.params)).items()})
-            writer.histograms(step, {f"grads/{k}": v for k, v in flat(g_params).items()})
-            heat_steps.append(step)
-            heat_rows.append(hidden)
-            writer.image(step, "grad/hidden_norms_heatmap",
-                         plots.heatmap_rgb(np.asarray(heat_steps), np.asarray(heat_rows)))
+        def diagnose(step, rows):
+            hidden_all, g_all = diag_fn(state.params, self._place(self.diag_batch, eval_batch=True))
+            params_all = self._split(state.params)
+            for m, (hidden, g_params) in enumerate(zip(self._split(hidden_all),
+                                                       self._split(g_all))):
+                row = rows[m]
+                row["grad/hidden_norms"] = hidden
+                row["grad/h0_over_hT"] = float(hidden[0] / max(hidden[-1], 1e-38))
+                for name, v in diagnostics.param_grad_norms(g_params).items():
+                    row[f"grad/norm/{name}"] = float(v)
+                writers[m].histograms(step, {f"params/{k}": v
+                                             for k, v in _flat(params_all[m]).items()})
+                writers[m].histograms(step, {f"grads/{k}": v for k, v in _flat(g_params).items()})
+                heat[m][0].append(step)
+                heat[m][1].append(hidden)
+                writers[m].image(step, "grad/hidden_norms_heatmap",
+                                 plots.heatmap_rgb(np.asarray(heat[m][0]), np.asarray(heat[m][1])))
 
-        batch = next(train_it)
+        def log_eval(step, rows, final):
+            results = self.evaluate(eval_fn, state.params, final=final)
+            base = self.task.baseline()
+            for m, (metrics, examples) in enumerate(results):
+                rows[m] |= {f"eval/{k}": v for k, v in metrics.items()}
+                self._write_examples(writers[m], step, examples)
+                shown = "  ".join(f"{k} {v:.4g}" + (f" (baseline {base[k]:.4g})" if k in base
+                                                     else "") for k, v in metrics.items())
+                print(f"[{names[m]}]   eval @ {step}: {shown}", flush=True)
+            return [metrics for metrics, _ in results]
+
+        batch = next_batch()
         compile_start = time.perf_counter()
         compiled_train = train_fn.lower(state, batch).compile()
         compile_s = time.perf_counter() - compile_start
-        print(f"[{self.workdir}] compiled the train step in {compile_s:.1f} s; "
-              f"training steps {start + 1}..{t.num_steps}")
+        label = self.group_dir if self.vmapped else names[0]
+        print(f"[{label}] compiled the train step in {compile_s:.1f} s"
+              f"{f' ({len(names)} members vmapped)' if self.vmapped else ''} on "
+              f"{self.mesh.devices.size} device(s); training steps {start + 1}..{t.num_steps}")
+        last_eval: list = []
         if start == 0:
-            row = {}
+            rows = [{} for _ in names]
             if diag_fn:
-                diagnose(0, row)
+                diagnose(0, rows)
             if t.eval_every:
-                row |= {f"eval/{k}": v for k, v in self.evaluate(eval_fn, state.params)[0].items()}
-            writer.write(0, row)
+                log_eval(0, rows, False)
+            for w, r in zip(writers, rows):
+                w.write(0, r)
 
         pending, window_start, window_steps, overhead = [], time.perf_counter(), 0, 0.0
-        last_eval: dict = {}
         step = start
         for step in range(start + 1, t.num_steps + 1):
             if step > start + 1:
-                batch = next(train_it)
+                batch = next_batch()
             state, metrics = compiled_train(state, batch)
             pending.append(metrics)
             window_steps += 1
-            row = {}
+            rows = [{} for _ in names]
             last = step == t.num_steps
             if step % t.log_every == 0 or last:
-                train_metrics = _mean_metrics(jax.device_get(pending))
+                per_member = [_mean_metrics(ms) for ms in zip(*[self._split(p) for p in pending])]
                 pending = []
                 check_finite(step)
                 elapsed = time.perf_counter() - window_start
                 rate = window_steps / max(elapsed - overhead, 1e-9)  # training steps only
                 wall_rate = window_steps / max(elapsed, 1e-9)  # with eval etc.: for the eta
-                row |= {f"train/{k}": v for k, v in train_metrics.items()}
-                row["train/steps_per_sec"] = rate
-                row["train/nonfinite_steps"] = int(state.nonfinite_steps)
-                print(f"[{self.workdir}] step {step:>6}/{t.num_steps}  loss "
-                      f"{train_metrics['loss']:.4g}  {rate:6.1f} steps/s  "
-                      f"eta {_fmt_time((t.num_steps - step) / wall_rate)}", flush=True)
+                skipped = np.atleast_1d(jax.device_get(state.nonfinite_steps))
+                for m, tm in enumerate(per_member):
+                    rows[m] |= {f"train/{k}": v for k, v in tm.items()}
+                    rows[m]["train/steps_per_sec"] = rate
+                    rows[m]["train/nonfinite_steps"] = int(skipped[m])
+                losses = [tm["loss"] for tm in per_member]
+                shown = f"{losses[0]:.4g}" if len(losses) == 1 else \
+                    f"{np.mean(losses):.4g} (mean of {len(losses)}, {min(losses):.4g}–{max(losses):.4g})"
+                print(f"[{label}] step {step:>6}/{t.num_steps}  loss {shown}  {rate:6.1f} steps/s"
+                      f"  eta {_fmt_time((t.num_steps - step) / wall_rate)}", flush=True)
                 window_start, window_steps, overhead = time.perf_counter(), 0, 0.0
             side_start = time.perf_counter()
             if diag_fn and (step % t.diagnostics_every == 0 or last):
-                diagnose(step, row)
+                diagnose(step, rows)
             if (t.eval_every and step % t.eval_every == 0) or last:
-                last_eval, examples = self.evaluate(eval_fn, state.params, final=last)
-                row |= {f"eval/{k}": v for k, v in last_eval.items()}
-                self._write_examples(writer, step, examples)
-                base = self.task.baseline()
-                shown = "  ".join(f"{k} {v:.4g}" + (f" (baseline {base[k]:.4g})" if k in base
-                                                     else "") for k, v in last_eval.items())
-                print(f"[{self.workdir}]   eval @ {step}: {shown}", flush=True)
-            writer.write(step, row)
+                last_eval = log_eval(step, rows, last)
+            for w, r in zip(writers, rows):
+                w.write(step, r)
             if (t.checkpoint_every and step % t.checkpoint_every == 0) or last:
                 check_finite(step)
                 save(step)
             overhead += time.perf_counter() - side_start
         check_finite(step)
         if not last_eval:  # restarted on a finished run: nothing trained, evaluate once
-            last_eval, _ = self.evaluate(eval_fn, state.params, final=True)
+            last_eval = [m for m, _ in self.evaluate(eval_fn, state.params, final=True)]
         mngr.wait_until_finished()
         mngr.close()
-        summary = {
-            "task": c.task.name, "model": self.model_config.kind, "cell": c.model.cell,
-            "steps": int(state.step), "final_eval": last_eval, "baseline": self.task.baseline(),
-            "nonfinite_steps": int(state.nonfinite_steps), "compile_s": compile_s,
-            "wall_time_s": time.perf_counter() - wall_start, "backend": jax.default_backend(),
-        }
-        if self.is_main:
-            with open(os.path.join(self.workdir, "summary.json"), "w") as f:
-                json.dump(summary, f, indent=2)
-        writer.close()
-        return summary
+        skipped = np.atleast_1d(jax.device_get(state.nonfinite_steps))
+        summaries = []
+        for m, (mc, w) in enumerate(self.members):
+            summary = {
+                "task": mc.task.name, "model": mc.model.kind, "cell": mc.model.cell,
+                "seed": mc.seed, "steps": int(np.atleast_1d(jax.device_get(state.step))[m]),
+                "final_eval": last_eval[m], "baseline": self.task.baseline(),
+                "nonfinite_steps": int(skipped[m]), "compile_s": compile_s,
+                "wall_time_s": time.perf_counter() - wall_start,
+                "backend": jax.default_backend(), "devices": int(self.mesh.devices.size),
+                "vmapped_members": len(self.members),
+            }
+            if self.is_main:
+                with open(os.path.join(w, "summary.json"), "w") as f:
+                    json.dump(summary, f, indent=2)
+            summaries.append(summary)
+        for w in writers:
+            w.close()
+        return summaries if self.vmapped else summaries[0]
 
-    def _diagnostics_history(self, writer):
+    @staticmethod
+    def _diagnostics_history(workdir):
         steps, rows = [], []
-        from seqjax.logging import read_metrics
-        for r in read_metrics(self.workdir):
+        for r in read_metrics(workdir):
             if plots.HIDDEN_NORMS in r:
                 steps.append(r["step"])
                 rows.append(r[plots.HIDDEN_NORMS])
@@ -366,6 +476,27 @@ class Trainer:
                 writer.text(step, tag, value)
             else:
                 writer.image(step, tag, np.asarray(value))
+
+
+def _flat(tree) -> dict:
+    return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in p): v
+            for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _prepare_group_dir(group_dir: str, members, is_main: bool) -> None:
+    """A vmapped group's checkpoints belong to exactly these members, in this order."""
+    names = [os.path.basename(w) for _, w in members]
+    path = os.path.join(group_dir, "group.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)["members"]
+        if old != names:
+            raise ValueError(f"{group_dir} holds the checkpoints of members {old}, not {names}; "
+                             f"use another --workdir")
+    elif is_main:
+        os.makedirs(group_dir, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump({"members": names}, f)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -388,23 +519,64 @@ def sweep_members(config) -> list[tuple[str, Any]]:
                 for p in path:
                     node = node[p]
                 node[key] = v
-        name = "-".join(f"{f.rsplit('.', 1)[1]}={v}" for f, v in zip(fields, values))
+        name = "-".join(f"{f.rsplit('.', 1)[-1]}={v}" for f, v in zip(fields, values))
         members.append((name, member))
     return members
 
 
+def _get(config, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def sweep_groups(config, members) -> list[tuple[str | None, list]]:
+    """Members partitioned into groups that differ only in VMAPPABLE fields.
+
+    Returns [(group name or None for a lone member, [(name, config), ...])], in order of
+    first appearance. With ``train.vmap_sweep=False`` every member is alone.
+    """
+    fields = list(config_lib.sweep_fields(config))
+    fixed = [f for f in fields if f not in VMAPPABLE]
+    groups: dict[tuple, list] = {}
+    for name, member in members:
+        key = tuple(_get(member, f) for f in fixed)
+        groups.setdefault(key, []).append((name, member))
+    out = []
+    for key, group in groups.items():
+        if len(group) > 1 and config.train.vmap_sweep:
+            label = "-".join(f"{f.rsplit('.', 1)[-1]}={v}" for f, v in zip(fixed, key))
+            out.append(("vmap" + (f"-{label}" if label else ""), group))
+        else:
+            out.extend((None, [m]) for m in group)
+    return out
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
     """Train (and evaluate) ``config`` in ``workdir``; a sweep runs each member in a subdir."""
+    sharding.maybe_initialize_distributed(config)
     members = sweep_members(config)
     if not members:
         return Trainer(config, workdir).run()
     config_lib.validate(config, get_task_class(config.task.name).config_defaults)
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "sweep.json"), "w") as f:
-        json.dump({"members": [name for name, _ in members],
-                   "sweep": config_lib.sweep_fields(config)}, f, indent=2)
-    return {"members": {name: Trainer(member, os.path.join(workdir, name)).run()
-                        for name, member in members}}
+    groups = sweep_groups(config, members)
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "sweep.json"), "w") as f:
+            json.dump({"members": [name for name, _ in members],
+                       "sweep": config_lib.sweep_fields(config),
+                       "vmapped_groups": {g: [n for n, _ in ms] for g, ms in groups if g}},
+                      f, indent=2)
+    summaries = {}
+    for group, group_members in groups:
+        runs = [(mc, os.path.join(workdir, name)) for name, mc in group_members]
+        if group is None:
+            summaries[group_members[0][0]] = Trainer(*runs[0]).run()
+        else:
+            out = Trainer(members=runs, group_dir=os.path.join(workdir, group)).run()
+            summaries |= {name: s for (name, _), s in zip(group_members, out)}
+    return {"members": summaries}
 
 
 def run_dirs(workdir: str) -> list[str]:

@@ -9,12 +9,10 @@ baseline a model must beat to show it carried information across the sequence.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
-from seqjax.tasks.base import InputSpec, KeyedIterator, Task, add_noise, fixed_eval_batches, mse
+from seqjax.tasks.base import InputSpec, SyntheticTask, add_noise, mse
 
 BASELINE_MSE = 1.0 / 6.0
 
@@ -37,15 +35,13 @@ def adding_batch(key, batch: int, seq_len: int, dtype=jnp.float32):
     return x, y
 
 
-class AddingTask(Task):
+class AddingTask(SyntheticTask):
     """Many-to-one regression: read the sequence, output the sum of the two marked values.
 
     Metric ``mse`` (eval MSE); trivial baseline ``mse`` = 1/6 (always predict 1.0).
     """
 
     name = "adding"
-    config_defaults = {"eval_seed": 1234}
-
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=2, output_dim=1, readout="last",
                          seq_len=self.config.task.seq_len)
@@ -54,13 +50,6 @@ class AddingTask(Task):
         k_data, k_noise = jax.random.split(key)
         x, y = adding_batch(k_data, batch_size, self.config.task.seq_len)
         return {"inputs": add_noise(k_noise, x, self.config.task.noise_std), "targets": y}
-
-    def train_iterator(self, seed: int):
-        make = jax.jit(functools.partial(self.make_batch, batch_size=self.config.train.batch_size))
-        return KeyedIterator(make, jax.random.fold_in(jax.random.key(seed), 1))
-
-    def eval_batches(self):
-        return fixed_eval_batches(self, self.config.task.get("eval_seed", 1234))
 
     def loss(self, outputs, batch):
         err = mse(outputs[:, 0], batch["targets"])

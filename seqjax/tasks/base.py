@@ -123,6 +123,31 @@ class Task:
     #   probe_shape(batch) -> (B, T+1, H) or None, for gradient-flow diagnostics
 
 
+class SyntheticTask(Task):
+    """A task whose examples come from ``make_batch(key, batch_size)``: generated on the fly.
+
+    Training batch n is drawn from ``fold_in(key(seed), 1)`` folded with n; with several
+    hosts each host draws its own slice of the global batch from a host-folded key. The
+    evaluation set is fixed by ``task.eval_seed`` (the same for every training seed).
+    """
+
+    config_defaults = {"eval_seed": 1234}
+
+    def make_batch(self, key, batch_size: int) -> Batch:
+        raise NotImplementedError
+
+    def train_iterator(self, seed: int) -> DataIterator:
+        hosts = jax.process_count()
+        key = jax.random.fold_in(jax.random.key(seed), 1)
+        if hosts > 1:
+            key = jax.random.fold_in(key, 1000 + jax.process_index())
+        size = self.config.train.batch_size // hosts
+        return KeyedIterator(jax.jit(lambda k: self.make_batch(k, size)), key)
+
+    def eval_batches(self):
+        return fixed_eval_batches(self, self.config.task.get("eval_seed", 1234))
+
+
 def fixed_eval_batches(task, eval_seed: int, chunk: int = 512):
     """The synthetic tasks' evaluation set: ``task.eval_size`` examples from ``eval_seed``,
     the same for every training seed (so runs with different seeds are compared on one set),

@@ -9,14 +9,13 @@ baseline predicts blanks and then a uniform guess: 10·ln 8 / (T + 20).
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from seqjax.tasks.base import InputSpec, KeyedIterator, Task, add_noise, fixed_eval_batches
+from seqjax.tasks.base import InputSpec, SyntheticTask, add_noise
 
 N_COPY, N_IN, N_OUT, DELIM = 10, 10, 9, 9
 
@@ -34,12 +33,10 @@ def copy_batch(key, batch: int, delay: int):
     return tokens.astype(jnp.int32), targets.astype(jnp.int32)
 
 
-class CopyTask(Task):
+class CopyTask(SyntheticTask):
     """Many-to-many; metrics ``ce`` (all positions) and ``recall_accuracy`` (last 10)."""
 
     name = "copy"
-    config_defaults = {"eval_seed": 1234}
-
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=N_IN, output_dim=N_OUT, readout="all",
                          seq_len=self.config.task.seq_len + 2 * N_COPY)
@@ -49,13 +46,6 @@ class CopyTask(Task):
         tokens, targets = copy_batch(k_data, batch_size, self.config.task.seq_len)
         x = jax.nn.one_hot(tokens, N_IN, dtype=jnp.float32)
         return {"inputs": add_noise(k_noise, x, self.config.task.noise_std), "targets": targets}
-
-    def train_iterator(self, seed: int):
-        make = jax.jit(functools.partial(self.make_batch, batch_size=self.config.train.batch_size))
-        return KeyedIterator(make, jax.random.fold_in(jax.random.key(seed), 1))
-
-    def eval_batches(self):
-        return fixed_eval_batches(self, self.config.task.get("eval_seed", 1234))
 
     def loss(self, logits, batch):
         ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]))

@@ -8,13 +8,11 @@ Inputs are one-hot over the 8 symbols (a b c d X Y B E).
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import optax
 
-from seqjax.tasks.base import InputSpec, KeyedIterator, Task, add_noise, fixed_eval_batches
+from seqjax.tasks.base import InputSpec, SyntheticTask, add_noise
 
 N_SYMBOLS = 8
 X, Y, START, END = 4, 5, 6, 7
@@ -38,12 +36,10 @@ def temporal_order_batch(key, batch: int, seq_len: int):
     return tokens.astype(jnp.int32), labels.astype(jnp.int32)
 
 
-class TemporalOrderTask(Task):
+class TemporalOrderTask(SyntheticTask):
     """Many-to-one classification; metrics ``accuracy`` and ``ce``; baseline accuracy 0.25."""
 
     name = "temporal_order"
-    config_defaults = {"eval_seed": 1234}
-
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=N_SYMBOLS, output_dim=4, readout="last",
                          seq_len=self.config.task.seq_len)
@@ -53,13 +49,6 @@ class TemporalOrderTask(Task):
         tokens, labels = temporal_order_batch(k_data, batch_size, self.config.task.seq_len)
         x = jax.nn.one_hot(tokens, N_SYMBOLS, dtype=jnp.float32)
         return {"inputs": add_noise(k_noise, x, self.config.task.noise_std), "targets": labels}
-
-    def train_iterator(self, seed: int):
-        make = jax.jit(functools.partial(self.make_batch, batch_size=self.config.train.batch_size))
-        return KeyedIterator(make, jax.random.fold_in(jax.random.key(seed), 1))
-
-    def eval_batches(self):
-        return fixed_eval_batches(self, self.config.task.get("eval_seed", 1234))
 
     def loss(self, logits, batch):
         ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]))
