@@ -2,12 +2,30 @@
 
 import os
 
+import numpy as np
+
 from seqjax import plots, train
 
 
+def _is_seed_or_T_sweep(workdir: str) -> bool:
+    sweep = plots.load_sweep(workdir)
+    return bool(sweep) and bool({"seed", "task.seq_len"} & set(sweep["sweep"]))
+
+
 def print_report(workdir: str) -> None:
-    dirs = train.run_dirs(workdir)
-    paths = plots.all_figures(dirs, os.path.join(workdir, "figures"))
+    out = os.path.join(workdir, "figures")
+    if _is_seed_or_T_sweep(workdir):
+        paths = plots.sweep_figures(workdir, out)
+        print_sweep_table(workdir)
+    else:
+        dirs = train.run_dirs(workdir)
+        paths = plots.all_figures(dirs, out)
+        print_run_table(dirs)
+    print("\nfigures:\n" + "\n".join(f"  {p}" for p in paths))
+    print(f"\nTensorBoard:\n  tensorboard --logdir {workdir}")
+
+
+def print_run_table(dirs) -> None:
     print("\nfinal numbers:")
     for d in dirs:
         run = plots.load_run(d)
@@ -18,5 +36,20 @@ def print_report(workdir: str) -> None:
                           for k, v in ev.items() if k != "loss")
         print(f"  {run['label']:28s} {shown}   [{s.get('steps', '?')} steps, "
               f"{s.get('wall_time_s', float('nan')):.0f} s]")
-    print("\nfigures:\n" + "\n".join(f"  {p}" for p in paths))
-    print(f"\nTensorBoard:\n  tensorboard --logdir {workdir}")
+
+
+def print_sweep_table(workdir: str) -> None:
+    """Per condition and T: init ratio (geometric mean, range), success rate, final metric."""
+    table = plots.sweep_table(plots.load_sweep(workdir))
+    print(f"\n{'condition':34s} {'T':>6s} {'h0/hT at init (gmean, min-max)':>34s} "
+          f"{'success':>9s} {'final (mean)':>13s}")
+    for cond, by_T in table.items():
+        for T in sorted(by_T):
+            c = by_T[T]
+            r = np.asarray(c["ratios"], np.float64)
+            ratio = (f"{np.exp(np.mean(np.log(np.maximum(r, 1e-300)))):9.2e} "
+                     f"({r.min():.1e}-{r.max():.1e})") if r.size else "-"
+            succ = f"{np.mean(c['success']):.0%}" if c["success"] else "-"
+            final = [v for v in c["final"] if v is not None]
+            fin = f"{np.mean(final):.4g}" if final else "-"
+            print(f"{cond:34s} {T:6d} {ratio:>34s} {succ:>9s} {fin:>13s}")

@@ -83,6 +83,9 @@ def base_config() -> ml_collections.ConfigDict:
     # <workdir>/<member name>. Mirrors the config's layout with lists as leaves:
     # sweep.model.cell = ["rnn", "lstm"]; sweep.seed = [0, 1, 2] (cartesian product).
     c.sweep = ml_collections.ConfigDict()
+    # Named variants crossed with the sweep: "label: field=value, field=value", e.g.
+    # "IRNN: model.cell=rnn, model.activation=relu, model.recurrent_init=identity".
+    c.sweep_arms = ()
     return c
 
 
@@ -135,12 +138,12 @@ def validate(config, task_defaults: dict | None = None) -> None:
     _choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _choice("train.schedule", t.schedule, SCHEDULES)
     for name in ("model.hidden", "model.layers", "model.unroll", "model.embed_dim",
-                 "train.num_steps", "train.batch_size", "train.log_every", "task.seq_len",
+                 "train.batch_size", "train.log_every", "task.seq_len",
                  "task.eval_size", "train.keep_checkpoints"):
         section, field = name.split(".")
         _positive(name, config[section][field])
-    for name in ("train.eval_every", "train.checkpoint_every", "train.diagnostics_every",
-                 "train.warmup_steps"):
+    for name in ("train.num_steps", "train.eval_every", "train.checkpoint_every",
+                 "train.diagnostics_every", "train.warmup_steps"):  # num_steps=0: measure at init
         section, field = name.split(".")
         _positive(name, config[section][field], zero_ok=True)
     if not t.learning_rate > 0:
@@ -151,11 +154,43 @@ def validate(config, task_defaults: dict | None = None) -> None:
         raise ValueError(f"task.noise_std must be >= 0, got {config.task.noise_std!r}")
     if not 0.0 <= m.dropout < 1.0:
         raise ValueError(f"model.dropout must lie in [0, 1), got {m.dropout!r}")
+    for label, fields in parse_arms(config).items():
+        for key in fields:
+            if key not in known or key in ("sweep", "sweep_arms"):
+                raise ValueError(f"sweep arm {label!r}: {key!r} is not a config key"
+                                 f"{_suggest(key, known)}")
     for key, values in sweep_fields(config).items():
         if key not in known or key == "sweep":
             raise ValueError(f"sweep field {key!r} is not a config key{_suggest(key, known)}")
         if not isinstance(values, (list, tuple)) or not values:
             raise ValueError(f"sweep.{key} must be a non-empty list of values, got {values!r}")
+
+
+def _literal(text: str):
+    import ast
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word: a string value
+
+
+def parse_arms(config) -> dict[str, dict]:
+    """{label: {dotted field: value}} from ``config.sweep_arms`` (ordered as written)."""
+    arms = {}
+    for arm in config.get("sweep_arms", ()) or ():
+        label, sep, body = arm.partition(":")
+        if not sep or not label.strip():
+            raise ValueError(f"sweep arm {arm!r} must read 'label: field=value, field=value'")
+        fields = {}
+        for item in filter(None, (x.strip() for x in body.split(","))):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise ValueError(f"sweep arm {label.strip()!r}: {item!r} is not field=value")
+            fields[key.strip()] = _literal(value.strip())
+        if label.strip() in arms:
+            raise ValueError(f"sweep arm label {label.strip()!r} appears twice")
+        arms[label.strip()] = fields
+    return arms
 
 
 def sweep_fields(config) -> dict[str, list]:

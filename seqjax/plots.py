@@ -181,3 +181,168 @@ def all_figures(run_dirs, out_dir: str) -> list[str]:
         paths.append(gradient_profiles(runs, os.path.join(out_dir, "gradient_vs_t.png")))
         paths.append(heatmaps(runs, os.path.join(out_dir, "gradient_heatmaps.png")))
     return paths
+
+
+# --------------------------------------------------------------------------- sweeps
+
+SUCCESS = {"mse": ("<", 0.05), "accuracy": (">=", 0.9), "recall_accuracy": (">=", 0.9)}
+
+
+def success(summary: dict) -> tuple[str, bool] | None:
+    """(criterion text, met?) for a finished run's final eval, e.g. ("eval mse < 0.05", True)."""
+    ev = (summary or {}).get("final_eval", {})
+    for metric, (op, bound) in SUCCESS.items():
+        if metric in ev:
+            met = ev[metric] < bound if op == "<" else ev[metric] >= bound
+            return f"eval {metric} {op} {bound:g}", bool(met)
+    return None
+
+
+def load_sweep(workdir: str) -> dict | None:
+    """sweep.json with each member's run loaded (``runs``: name -> load_run)."""
+    path = os.path.join(workdir, "sweep.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        sweep = json.load(f)
+    sweep["runs"] = {m: load_run(os.path.join(workdir, m)) for m in sweep["members"]
+                     if os.path.exists(os.path.join(workdir, m, "config.json"))}
+    return sweep
+
+
+def _condition(fields: dict, drop=("seed", "task.seq_len")) -> str:
+    """A display label for a member's condition: its arm and swept values except ``drop``."""
+    parts = [fields["arm"]] if fields.get("arm") else []
+    parts += [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in fields.items()
+              if k != "arm" and k not in drop]
+    return ", ".join(parts) or "all"
+
+
+def sweep_table(sweep: dict) -> dict:
+    """{condition: {T: {"ratios": [...], "success": [...], "final": [...]}}} over seeds."""
+    table: dict = {}
+    for name, run in sweep["runs"].items():
+        fields = sweep["member_fields"][name]
+        T = fields.get("task.seq_len", run["config"]["task"]["seq_len"])
+        cell = table.setdefault(_condition(fields), {}).setdefault(
+            T, {"ratios": [], "success": [], "final": [], "criterion": None})
+        init = [r for r in run["rows"] if r["step"] == 0 and "grad/h0_over_hT" in r]
+        if init:
+            cell["ratios"].append(init[0]["grad/h0_over_hT"])
+        ok = success(run["summary"]) if run["summary"] and run["summary"]["steps"] else None
+        if ok:
+            cell["criterion"] = ok[0]
+            cell["success"].append(ok[1])
+        if run["summary"]:
+            key, _, _ = _metric_for(run)
+            cell["final"].append(run["summary"]["final_eval"].get(key.split("/", 1)[1]))
+    return table
+
+
+def _band(ax, x, ys, label, color, log=True):
+    ys = [np.asarray(y, np.float64) for y in ys]
+    mid = [np.exp(np.mean(np.log(np.maximum(y, 1e-300)))) if log else np.mean(y) for y in ys]
+    lo, hi = [y.min() for y in ys], [y.max() for y in ys]
+    ax.plot(x, mid, marker="o", ms=3, color=color, label=label)
+    ax.fill_between(x, lo, hi, color=color, alpha=0.15)
+
+
+def ratio_vs_T(table: dict, path: str) -> str:
+    """‖∂L/∂h_0‖/‖∂L/∂h_T‖ at init vs T per condition: geometric mean, min–max band over seeds."""
+    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    for i, (cond, by_T) in enumerate(table.items()):
+        Ts = sorted(T for T in by_T if by_T[T]["ratios"])
+        if Ts:
+            _band(ax, Ts, [by_T[T]["ratios"] for T in Ts], cond, f"C{i % 10}",)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ at init")
+    n_seeds = max((len(c["ratios"]) for by_T in table.values() for c in by_T.values()), default=0)
+    ax.set_title(f"gradient reaching t=0 at initialisation (geometric mean, band: min–max of "
+                 f"{n_seeds} seeds)", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def success_vs_T(table: dict, path: str) -> str:
+    """Fraction of seeds that solve the task vs T, per condition (Pascanu et al. 2013 style)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    criterion = None
+    for i, (cond, by_T) in enumerate(table.items()):
+        Ts = sorted(T for T in by_T if by_T[T]["success"])
+        if not Ts:
+            continue
+        criterion = by_T[Ts[0]]["criterion"]
+        rates = [np.mean(by_T[T]["success"]) for T in Ts]
+        ax.plot(Ts, rates, marker="o", color=f"C{i % 10}",
+                label=f"{cond} ({len(by_T[Ts[0]]['success'])} seeds)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("success rate")
+    ax.set_title(f"success rate vs T (success: {criterion})", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def seed_bands(sweep: dict, path: str) -> str:
+    """Eval metric vs step per condition, mean and min–max across seeds; one panel per T."""
+    by_T: dict = {}
+    for name, run in sweep["runs"].items():
+        fields = sweep["member_fields"][name]
+        T = fields.get("task.seq_len", run["config"]["task"]["seq_len"])
+        by_T.setdefault(T, {}).setdefault(_condition(fields), []).append(run)
+    Ts = sorted(by_T)
+    fig, axes = plt.subplots(1, len(Ts), figsize=(4.6 * len(Ts), 3.8), squeeze=False,
+                             layout="constrained")
+    for ax, T in zip(axes[0], Ts):
+        for i, (cond, runs) in enumerate(by_T[T].items()):
+            key, ylabel, base = _metric_for(runs[0])
+            curves = [series(r["rows"], key) for r in runs]
+            n = min(len(s) for s, _ in curves)
+            if n == 0:
+                continue
+            steps = curves[0][0][:n]
+            vals = np.stack([v[:n] for _, v in curves])
+            color = f"C{i % 10}"
+            ax.plot(steps, vals.mean(0), color=color, label=f"{cond} ({len(runs)} seeds)")
+            ax.fill_between(steps, vals.min(0), vals.max(0), color=color, alpha=0.15)
+            if base is not None:
+                ax.axhline(base, ls="--", color="grey", lw=1)
+            ax.set_ylabel(ylabel)
+            if "mse" in ylabel or "ce" in ylabel:
+                ax.set_yscale("log")
+        ax.set_title(f"T = {T}", fontsize=10)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sweep_figures(workdir: str, out_dir: str) -> list[str]:
+    """Figures of a sweep: seed bands, and the vs-T figures when T was swept."""
+    sweep = load_sweep(workdir)
+    os.makedirs(out_dir, exist_ok=True)
+    table = sweep_table(sweep)
+    paths = []
+    trained = any(r["summary"] and r["summary"]["steps"] for r in sweep["runs"].values())
+    if trained:
+        paths.append(seed_bands(sweep, os.path.join(out_dir, "learning_curves_seeds.png")))
+    Ts = {T for by_T in table.values() for T in by_T}
+    if len(Ts) > 1:
+        if any(c["ratios"] for by_T in table.values() for c in by_T.values()):
+            paths.append(ratio_vs_T(table, os.path.join(out_dir, "init_ratio_vs_T.png")))
+        if any(c["success"] for by_T in table.values() for c in by_T.values()):
+            paths.append(success_vs_T(table, os.path.join(out_dir, "success_vs_T.png")))
+    return paths

@@ -378,10 +378,12 @@ class Trainer:
                 print(f"[{names[m]}]   eval @ {step}: {shown}", flush=True)
             return [metrics for metrics, _ in results]
 
-        batch = next_batch()
-        compile_start = time.perf_counter()
-        compiled_train = train_fn.lower(state, batch).compile()
-        compile_s = time.perf_counter() - compile_start
+        compile_s, compiled_train = 0.0, None
+        if t.num_steps > start:  # num_steps=0 measures at initialisation only
+            batch = next_batch()
+            compile_start = time.perf_counter()
+            compiled_train = train_fn.lower(state, batch).compile()
+            compile_s = time.perf_counter() - compile_start
         label = self.group_dir if self.vmapped else names[0]
         print(f"[{label}] compiled the train step in {compile_s:.1f} s"
               f"{f' ({len(names)} members vmapped)' if self.vmapped else ''} on "
@@ -391,8 +393,8 @@ class Trainer:
             rows = [{} for _ in names]
             if diag_fn:
                 diagnose(0, rows)
-            if t.eval_every:
-                log_eval(0, rows, False)
+            if t.eval_every or t.num_steps == 0:
+                last_eval = log_eval(0, rows, t.num_steps == 0)
             for w, r in zip(writers, rows):
                 w.write(0, r)
 
@@ -502,25 +504,33 @@ def _prepare_group_dir(group_dir: str, members, is_main: bool) -> None:
 # --------------------------------------------------------------------------- entry points
 
 
+def _set(config, dotted: str, value) -> None:
+    *path, key = dotted.split(".")
+    node = config
+    for part in path:
+        node = node[part]
+    node[key] = value
+
+
 def sweep_members(config) -> list[tuple[str, Any]]:
-    """[(member name, member config)] for ``config.sweep`` (cartesian product, in order)."""
+    """[(member name, member config)]: ``sweep_arms`` × the cartesian product of ``sweep``."""
     sweep = config_lib.sweep_fields(config)
-    if not sweep:
+    arms = config_lib.parse_arms(config)
+    if not sweep and not arms:
         return []
     fields = list(sweep)
     members = []
-    for values in itertools.product(*(sweep[f] for f in fields)):
-        member = copy.deepcopy(config)
-        with member.unlocked():
-            member.sweep = ml_collections.ConfigDict()
-            for f, v in zip(fields, values):
-                *path, key = f.split(".")
-                node = member
-                for p in path:
-                    node = node[p]
-                node[key] = v
-        name = "-".join(f"{f.rsplit('.', 1)[-1]}={v}" for f, v in zip(fields, values))
-        members.append((name, member))
+    for label, arm_fields in (arms.items() if arms else [(None, {})]):
+        for values in itertools.product(*(sweep[f] for f in fields)):
+            member = copy.deepcopy(config)
+            with member.unlocked():
+                member.sweep = ml_collections.ConfigDict()
+                member.sweep_arms = ()
+                for f, v in list(arm_fields.items()) + list(zip(fields, values)):
+                    _set(member, f, v)
+            parts = ([label] if label else []) + [
+                f"{f.rsplit('.', 1)[-1]}={v}" for f, v in zip(fields, values)]
+            members.append(("-".join(parts).replace(" ", "_").replace("/", "_"), member))
     return members
 
 
@@ -538,7 +548,10 @@ def sweep_groups(config, members) -> list[tuple[str | None, list]]:
     first appearance. With ``train.vmap_sweep=False`` every member is alone.
     """
     fields = list(config_lib.sweep_fields(config))
+    for arm in config_lib.parse_arms(config).values():
+        fields += [f for f in arm if f not in fields]
     fixed = [f for f in fields if f not in VMAPPABLE]
+    fixed += [f for f in ("model.cell", "model.kind") if f not in fixed]
     groups: dict[tuple, list] = {}
     for name, member in members:
         key = tuple(_get(member, f) for f in fixed)
@@ -562,12 +575,18 @@ def train_and_evaluate(config, workdir: str) -> dict:
     config_lib.validate(config, get_task_class(config.task.name).config_defaults)
     os.makedirs(workdir, exist_ok=True)
     groups = sweep_groups(config, members)
+    arms = config_lib.parse_arms(config)
+    varied = list(config_lib.sweep_fields(config))
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "sweep.json"), "w") as f:
-            json.dump({"members": [name for name, _ in members],
-                       "sweep": config_lib.sweep_fields(config),
-                       "vmapped_groups": {g: [n for n, _ in ms] for g, ms in groups if g}},
-                      f, indent=2)
+            json.dump({
+                "members": [name for name, _ in members],
+                "sweep": config_lib.sweep_fields(config), "arms": arms,
+                # what distinguishes each member: its arm and its swept values
+                "member_fields": {name: {"arm": _arm_of(name, arms)} |
+                                  {f: _get(mc, f) for f in varied} for name, mc in members},
+                "vmapped_groups": {g: [n for n, _ in ms] for g, ms in groups if g}},
+                f, indent=2)
     summaries = {}
     for group, group_members in groups:
         runs = [(mc, os.path.join(workdir, name)) for name, mc in group_members]
@@ -576,7 +595,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
         else:
             out = Trainer(members=runs, group_dir=os.path.join(workdir, group)).run()
             summaries |= {name: s for (name, _), s in zip(group_members, out)}
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "summary.json"), "w") as f:
+            json.dump({"members": summaries}, f, indent=2)
     return {"members": summaries}
+
+
+def _arm_of(name: str, arms: dict) -> str | None:
+    labels = [a for a in arms if name == a.replace(" ", "_").replace("/", "_") or
+              name.startswith(a.replace(" ", "_").replace("/", "_") + "-")]
+    return max(labels, key=len) if labels else None
 
 
 def run_dirs(workdir: str) -> list[str]:
