@@ -1,0 +1,147 @@
+"""Prepared TFDS datasets → grain batches, for the real-data tasks of issue 4.
+
+* ``prepare(builder_cls, data_config)``: the builder, its array_record files prepared in
+  ``data.data_dir`` (default ``<repo>/data/tfds``) from ``data.raw_dir`` (TFDS manual_dir)
+  the first time, reused afterwards (raw files are then not needed). An empty
+  ``raw_dir`` lets TFDS download the official files (machines with internet).
+  No TensorFlow: TFDS writes and reads array_record with its numpy code paths.
+* ``GrainIterator``: training batches. grain's ``MapDataset`` over record indices:
+  this host's shard (``jax.process_index()`` of ``jax.process_count()``), a seeded shuffle,
+  batches of ``batch_size // process_count`` (the last partial batch of an epoch dropped),
+  repeated with a new shuffle every epoch, then ``load_batch(indices)`` reads the records
+  with one ``data_source.__getitems__`` call per batch and makes the arrays. Iterated
+  with grain's prefetch threads. ``get_state()`` is grain's iterator state made
+  JSON-able (the trainer saves it in each checkpoint), so a resumed run draws exactly
+  the batches the uninterrupted run would have drawn, mid-epoch included.
+* ``eval_indices``: the fixed evaluation subset and order; ``batched`` cuts it into batches.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from seqjax.tasks.base import Batch, DataIterator
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_DATA_DIR = os.path.join(REPO_ROOT, "data", "tfds")
+
+
+def data_dir_of(data_config) -> str:
+    return os.path.abspath(data_config.data_dir or DEFAULT_DATA_DIR)
+
+
+def prepare(builder_cls, data_config):
+    """The builder of ``builder_cls`` with its data prepared under ``data.data_dir``."""
+    import tensorflow_datasets as tfds
+    data_dir = data_dir_of(data_config)
+    builder = builder_cls(data_dir=data_dir, file_format="array_record")
+    if builder.is_prepared():
+        return builder
+    raw = data_config.raw_dir
+    if raw and (not os.path.isdir(raw) or not os.listdir(raw)):
+        raise FileNotFoundError(
+            f"{builder.name}: data.raw_dir={raw!r} is "
+            f"{'empty' if os.path.isdir(raw) else 'not a directory'}. It should hold the raw "
+            f"files of {builder.name} (see {builder_cls.__module__}); or leave it empty on a "
+            f"machine with internet to download them.")
+    source = f"raw files in {os.path.abspath(raw)}" if raw else "downloaded files"
+    print(f"{builder.name}: preparing {builder.info.full_name} from {source} into "
+          f"{data_dir} (once)", flush=True)
+    tfds.disable_progress_bar()
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=os.path.abspath(raw) if raw else None,
+        try_download_gcs=False))  # never fetch someone else's prepared copy
+    return builder
+
+
+def split_source(builder, split: str):
+    """``tfds.data_source`` of one prepared split (random access, numpy examples)."""
+    return builder.as_data_source(split=split)
+
+
+def read_records(source, indices) -> list[dict]:
+    """Examples ``indices`` of a TFDS data source, in that order, in one batched read."""
+    return source.__getitems__([int(i) for i in indices])
+
+
+def per_host_batch(batch_size: int) -> int:
+    import jax
+    hosts = jax.process_count()
+    if batch_size % hosts:
+        raise ValueError(f"train.batch_size={batch_size} is not divisible by the {hosts} hosts")
+    return batch_size // hosts
+
+
+def _json_state(state: Any) -> Any:
+    """grain's iterator state as JSON: dicts as they are, bytes (DataLoader) wrapped."""
+    if isinstance(state, bytes):
+        return {"grain_bytes_b64": base64.b64encode(state).decode("ascii")}
+    return json.loads(json.dumps(state))
+
+
+def _grain_state(state: Any) -> Any:
+    if isinstance(state, dict) and set(state) == {"grain_bytes_b64"}:
+        return base64.b64decode(state["grain_bytes_b64"])
+    return state
+
+
+class GrainIterator(DataIterator):
+    """Endless training batches over ``num_records`` records (see the module docstring).
+
+    ``load_batch(indices_int64[b]) -> Batch`` turns record indices into arrays.
+    ``shard``: (index, count), default (jax.process_index(), jax.process_count()).
+    """
+
+    def __init__(self, num_records: int, batch_size: int, seed: int,
+                 load_batch: Callable[[np.ndarray], Batch], *, shard: tuple[int, int] | None = None,
+                 prefetch_threads: int = 1, prefetch_buffer: int = 4):
+        import grain
+        import jax
+        index, count = shard if shard is not None else (jax.process_index(), jax.process_count())
+        if not 0 <= index < count:
+            raise ValueError(f"shard index {index} is not in [0, {count})")
+        shard_size = len(range(index, num_records, count))
+        if batch_size <= 0 or shard_size < batch_size:
+            raise ValueError(f"batch size {batch_size} needs at least that many records per host; "
+                             f"this host's shard holds {shard_size} of {num_records}")
+        self.batches_per_epoch = shard_size // batch_size
+        ds = (grain.MapDataset.range(num_records)
+              .slice(slice(index, None, count))
+              .shuffle(seed=seed)
+              .batch(batch_size, drop_remainder=True)
+              .repeat(None)
+              .map(load_batch))
+        self._iter_ds = ds.to_iter_dataset(grain.ReadOptions(
+            num_threads=prefetch_threads, prefetch_buffer_size=prefetch_buffer))
+        self._it = iter(self._iter_ds)
+
+    def __next__(self) -> Batch:
+        return next(self._it)
+
+    def get_state(self) -> Any:
+        return _json_state(self._it.get_state())
+
+    def set_state(self, state: Any) -> None:
+        self._it = iter(self._iter_ds)  # a fresh iterator: drop what was prefetched
+        self._it.set_state(_grain_state(state))
+
+
+def eval_indices(num_records: int, eval_size: int, seed: int, split: str = "test") -> np.ndarray:
+    """The fixed evaluation examples: the first ``eval_size`` of a ``seed`` permutation.
+
+    A permutation (not the first records) so that a subset is a fair sample and every
+    batch mixes the classes (IMDB's records are stored negatives first).
+    """
+    if not isinstance(eval_size, int) or not 0 < eval_size <= num_records:
+        raise ValueError(f"task.eval_size={eval_size!r} must lie in [1, {num_records}] (the "
+                         f"{num_records} examples of the {split} split)")
+    return np.random.default_rng(seed).permutation(num_records)[:eval_size]
+
+
+def batched(indices: np.ndarray, batch_size: int, load_batch) -> list[Batch]:
+    return [load_batch(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)]
