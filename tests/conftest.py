@@ -2,9 +2,20 @@
 
 These settings must be made before JAX initialises a backend, which is why they live
 here, at import time of the test session.
+
+Compile time dominates this suite (hundreds of tiny jitted functions), so tests ask XLA's
+CPU backend for optimisation level 0: about 30% less CPU time, same IEEE arithmetic (XLA
+does not enable fast-math on CPU), and nothing here is timed. Set SEQJAX_TEST_XLA_OPT=1
+to run the suite with the default optimisation instead.
 """
 
-import jax
+import os
+
+if os.environ.get("SEQJAX_TEST_XLA_OPT") != "1":
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               " --xla_backend_optimization_level=0").strip()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
