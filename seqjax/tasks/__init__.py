@@ -16,3 +16,12 @@ def get_task_class(name: str):
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name]
+
+
+# Issue 7: one-to-many and many-to-many (captioning, translation, frame labelling).
+from seqjax.tasks.caption import CaptionFlickr8kTask, CaptionMnistTask  # noqa: E402
+from seqjax.tasks.frames import FramesTask  # noqa: E402
+from seqjax.tasks.translate import TranslateTask  # noqa: E402
+
+for _task in (CaptionMnistTask, CaptionFlickr8kTask, TranslateTask, FramesTask):
+    register_task(_task)

@@ -1,0 +1,86 @@
+"""What the local-file builders of issue 7 (mnist_scenes, flickr8k, por_eng) share.
+
+* ``raw_dir_for(config, name)``: ``config.data.raw_dir`` when set, else the project's
+  offline copy ``<repo>/../shared/data/<name>``; a missing directory is an error that names it.
+* ``data_dir_for(config)``: ``config.data.data_dir`` when set, else ``<repo>/data/tfds``.
+* ``prepare(builder_cls, builder_config, raw_dir, data_dir)``: build once (TFDS
+  ``download_and_prepare`` with ``manual_dir=raw_dir``, array_record files), then return the
+  builder; a second call reuses the prepared files.
+* ``BatchIterator``: grain over a ``tfds.data_source`` split — a seeded shuffle, repeated
+  epochs, a per-example ``transform`` and batching; batch n is ``dataset[n]`` (random access),
+  so the iterator's whole state is n (``get_state``/``set_state``, JSON-able).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from seqjax.tasks.base import DataIterator
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def raw_dir_for(config, name: str) -> str:
+    raw = config.data.raw_dir or os.path.join(REPO_ROOT, "..", "shared", "data", name)
+    raw = os.path.abspath(raw)
+    if not os.path.isdir(raw):
+        raise FileNotFoundError(
+            f"raw files of {name!r} not found: {raw} is not a directory; set "
+            f"--config.data.raw_dir to the folder that holds them (see seqjax/data/{name}.py "
+            f"for the files it needs and where to get them)")
+    return raw
+
+
+def data_dir_for(config) -> str:
+    return os.path.abspath(config.data.data_dir or os.path.join(REPO_ROOT, "data", "tfds"))
+
+
+def require_file(path: str, what: str) -> str:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what}: {path} is missing")
+    return path
+
+
+def prepare(builder_cls, builder_config, raw_dir: str, data_dir: str):
+    """The prepared builder (array_record under ``data_dir``), built from ``raw_dir`` if needed."""
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()
+    builder = builder_cls(config=builder_config, data_dir=data_dir, file_format="array_record")
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=raw_dir))
+    return builder
+
+
+def stack(examples: list[dict]) -> dict[str, np.ndarray]:
+    return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+
+
+class BatchIterator(DataIterator):
+    """Batches of ``transform(example)`` from a random-access ``source`` (a TFDS data source).
+
+    grain: ``MapDataset.source(source).shuffle(seed).repeat().map(transform).batch(size)``;
+    batch n is fetched by index, so a resumed run continues with exactly the batch it would
+    have drawn next.
+    """
+
+    def __init__(self, source, batch_size: int, seed: int, transform: Callable[[Any], dict]):
+        import grain
+        if len(source) == 0:
+            raise ValueError("cannot draw training batches from an empty split")
+        self._ds = (grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+                    .map(transform).batch(batch_size, batch_fn=stack))
+        self._n = 0
+
+    def __next__(self):
+        batch = self._ds[self._n]
+        self._n += 1
+        return batch
+
+    def get_state(self):
+        return {"batches_drawn": self._n}
+
+    def set_state(self, state):
+        self._n = int(state["batches_drawn"])
