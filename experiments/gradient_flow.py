@@ -32,6 +32,13 @@ CELL_SPECS = (
     ("LSTM forget_bias=2", "lstm", {}, {"forget_bias": 2.0}),
     ("LSTM forget_bias=3", "lstm", {}, {"forget_bias": 3.0}),
     ("GRU", "gru", {}, {}),
+    # issue 8 (seqjax/cells_modern.py); a 0.00e+00 means below float32's range for the norm
+    ("minGRU update_bias=0", "mingru", {}, {}),
+    ("minGRU update_bias=-4", "mingru", {}, {"update_bias": -4.0}),
+    ("minLSTM f/i bias 0/0", "minlstm", {}, {}),
+    ("minLSTM f/i bias 4/-4", "minlstm", {}, {"forget_bias": 4.0, "input_bias": -4.0}),
+    ("LRU |lambda| in [0.9, 0.999]", "lru", {}, {}),
+    ("LIF beta=0.9 slope=25", "lif", {}, {}),
 )
 
 

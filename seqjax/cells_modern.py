@@ -166,19 +166,21 @@ class MinLSTM(_LinearRecurrenceCell):
     log h̃ = ``log_g`` (k_f, k_i the gate pre-activations); ``log_space=False``: φ = identity.
 
     Params: ``W_x`` (D, 3H), ``b`` (3H,); column blocks (f, i, h).
-    Init options (defaults): ``forget_bias=0.0`` — the initial b_f (b_i starts at 0, so
-    f' = σ(b_f)/(σ(b_f)+½) at zero input), ``input_init="glorot_uniform"``, ``input_scale=1.0``
-    per (D, H) block, b_i and b_h zero.
+    Init options (defaults): ``forget_bias=0.0`` and ``input_bias=0.0`` — the initial b_f
+    and b_i; at zero input f' = σ(b_f)/(σ(b_f) + σ(b_i)), so a forget bias alone cannot
+    push f' past 1/(1 + ½) = ⅔: long memory needs b_i < 0 too (b_f = 2, b_i = −2 gives
+    f' ≈ 0.88). ``input_init="glorot_uniform"``, ``input_scale=1.0`` per (D, H) block, b_h
+    zero.
     """
 
     log_space: bool = True
     name = "minlstm"
-    init_options = ("forget_bias", "input_init", "input_scale")
+    init_options = ("forget_bias", "input_bias", "input_init", "input_scale")
 
-    def _init(self, key, input_dim, hidden, *, forget_bias: float = 0.0,
+    def _init(self, key, input_dim, hidden, *, forget_bias: float = 0.0, input_bias: float = 0.0,
               input_init: str = "glorot_uniform", input_scale: float = 1.0,
               dtype=jnp.float32) -> Params:
-        return _gate_blocks(key, input_dim, hidden, 3, (forget_bias, 0.0, 0.0),
+        return _gate_blocks(key, input_dim, hidden, 3, (forget_bias, input_bias, 0.0),
                             input_init=input_init, input_scale=input_scale, dtype=dtype)
 
     def hidden_size(self, params):

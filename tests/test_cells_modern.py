@@ -366,8 +366,8 @@ def test_registry_and_defaults():
     assert cells.get_cell("mingru").log_space and cells.get_cell("minlstm").log_space
     lif = cells.get_cell("lif")
     assert (lif.beta, lif.threshold, lif.slope, lif.reset) == (0.9, 1.0, 25.0, "subtract")
-    p = cells.get_cell("minlstm").init(jax.random.key(0), 2, 3, forget_bias=2.0)
-    np.testing.assert_array_equal(p["b"], [2, 2, 2, 0, 0, 0, 0, 0, 0])
+    p = cells.get_cell("minlstm").init(jax.random.key(0), 2, 3, forget_bias=2.0, input_bias=-1.0)
+    np.testing.assert_array_equal(p["b"], [2, 2, 2, -1, -1, -1, 0, 0, 0])
     p = cells.get_cell("mingru").init(jax.random.key(0), 2, 3, update_bias=-1.0)
     np.testing.assert_array_equal(p["b"], [-1, -1, -1, 0, 0, 0])
     for name in ("mingru", "minlstm", "lru", "lif"):  # the shapes of make_problem
