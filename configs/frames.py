@@ -37,6 +37,7 @@ def get_config(variant: str = "cpu"):
     apply_variant(c, variant)
     if variant == "smoke":
         c.task.occluder_width = 18   # seq_len 12: W = 27, the digit hidden for 5 frames
+        c.train.eval_every = c.train.checkpoint_every = c.train.diagnostics_every = 6
     elif variant in ("gpu", "tpu"):
         c.task.seq_len = 80
         c.task.occluder_width = 76

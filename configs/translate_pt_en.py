@@ -9,7 +9,7 @@ One run only: ``--config.sweep.task.attention='["luong"]'``. TED talks instead o
 Data: 13,222 pairs, seeded split 80/10/10 (train 10,578, validation 1,322, test 1,322; the
 indices are in data/tfds/por_eng/seed0_v0.1_t0.1/1.0.0/split.json); word vocabularies
 from the training split (words seen ≥ 2 times), sentences cut to 20 tokens.
-Variants: ``:smoke`` (tests), ``:cpu`` (default: bidirectional encoder, H=128, embed 64,
+Variants: ``:smoke`` (tests; Luong attention only), ``:cpu`` (default: bidirectional encoder, H=128, embed 64,
 batch 64, 2500 steps; about 10 min per run on 2 shared CPU cores), ``:gpu`` (H=256,
 embed 128, batch 128, 15k steps).
 Expected (``:cpu``; measured numbers in README "Captioning, translation, frames"): test BLEU
@@ -17,6 +17,8 @@ in the low tens with attention and a few points lower without. Tatoeba sentences
 (mean 6.8 English words); 10.6k training pairs are far too few for fluent output, so expect
 a lot of <unk> and wrong content words.
 """
+
+import ml_collections
 
 from configs.caption_mnist import apply_variant
 from seqjax.config import base_config
@@ -56,6 +58,8 @@ def get_config(variant: str = "cpu"):
     if variant == "smoke":
         c.task.eval_size = 16
         c.task.final_decode_size = 16
+        c.train.diagnostics_every = 0
+        c.sweep = ml_collections.ConfigDict()  # one run (attention); "none" is unit-tested
         c.task.src_max_len = 8
         c.task.tgt_max_len = 8
         c.model.dropout = 0.0

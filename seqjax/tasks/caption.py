@@ -11,10 +11,13 @@ the last one (metrics ``valid_*`` / ``test_*``): BLEU-1…4 (sacreBLEU, lower-ca
 every reference of the image) and, for mnist_scenes, the exact-match rate (the generated
 caption equals the one true caption). It returns a PNG grid of successes and failures
 (``image/captions``) and a text table (``text/captions``), which the trainer puts into
-TensorBoard; ``python -m experiments.export_examples <workdir>`` writes them to <workdir>/figures/.
+TensorBoard; ``python -m experiments.export_examples <workdir>`` writes them to
+``<workdir>/figures/``.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
@@ -40,20 +43,27 @@ COMMON_DEFAULTS = {
 }
 
 
+_LOADED: dict = {}  # the last (task, config) → (sources, vocabulary, counts)
+
+
 class _CaptionTask(Task):
     """Shared by both datasets: subclasses define ``_load`` → (train, valid, test) sources and
     ``_references(example)`` / ``_image(example)``."""
 
-    channels_in = 1
-
     def __init__(self, config):
         super().__init__(config)
         self.t = task_options(self.config_defaults, config)
-        t = self.t
-        self.train_src, self.valid_src, self.test_src = self._load()
-        train_caps = [c for ex in _iterate(self.train_src) for c in self._references(ex)]
-        self.vocab = text.Vocab.build((text.tokenize(c) for c in train_caps),
-                                      min_count=t.min_count, max_size=t.max_vocab)
+        key = (self.name, json.dumps(self.t.to_dict(), sort_keys=True, default=str),
+               config.data.raw_dir, config.data.data_dir)
+        if key not in _LOADED:  # the trainer builds a task more than once per run
+            t = self.t
+            sources = self._load()
+            caps = [c for ex in _iterate(sources[0]) for c in self._references(ex)]
+            vocab = text.Vocab.build((text.tokenize(c) for c in caps),
+                                     min_count=t.min_count, max_size=t.max_vocab)
+            _LOADED.clear()
+            _LOADED[key] = (sources, vocab, getattr(self, "counts", None))
+        (self.train_src, self.valid_src, self.test_src), self.vocab, self.counts = _LOADED[key]
         self._decoder = None
         self._valid_cache = None
         self._test_cache = None
@@ -228,7 +238,6 @@ class CaptionFlickr8kTask(_CaptionTask):
     name = "caption_flickr8k"
     config_defaults = COMMON_DEFAULTS | {"image_size": 64, "max_len": 16, "min_count": 2,
                                          "cnn_channels": (16, 32, 64, 128)}
-    channels_in = 3
     _success_name = "sentence BLEU ≥ median"
 
     def _load(self):

@@ -22,6 +22,8 @@ original English sentence; plus a table of example translations (``text/translat
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from seqjax import seq2seq, text
@@ -31,6 +33,7 @@ from seqjax.tasks.base import InputSpec, Task
 from seqjax.tasks.seq2seq_common import Decoder, markdown_table, masked_ce
 
 SOURCES = ("por_eng", "ted_hrlr")
+_LOADED: dict = {}  # the last config → (pairs, vocabularies, arrays, split)
 
 
 def _str(x) -> str:
@@ -84,13 +87,21 @@ class TranslateTask(Task):
         if t.attention not in seq2seq.ATTENTIONS:
             raise ValueError(f"task.attention={t.attention!r} is not allowed; choose one of: "
                              f"{', '.join(seq2seq.ATTENTIONS)}")
-        self.pairs = self._load()
-        train = self.pairs["train"]
-        self.src_vocab = text.Vocab.build((text.tokenize(p) for p, _ in train),
-                                          min_count=t.min_count, max_size=t.max_vocab)
-        self.tgt_vocab = text.Vocab.build((text.tokenize(e) for _, e in train),
-                                          min_count=t.min_count, max_size=t.max_vocab)
-        self.arrays = {k: self._encode(v) for k, v in self.pairs.items()}
+        key = (json.dumps(t.to_dict(), sort_keys=True, default=str), config.data.raw_dir,
+               config.data.data_dir)
+        if key not in _LOADED:  # the trainer builds a task more than once per run
+            _LOADED.clear()
+            self.split_info = None
+            self.pairs = self._load()
+            train = self.pairs["train"]
+            self.src_vocab = text.Vocab.build((text.tokenize(p) for p, _ in train),
+                                              min_count=t.min_count, max_size=t.max_vocab)
+            self.tgt_vocab = text.Vocab.build((text.tokenize(e) for _, e in train),
+                                              min_count=t.min_count, max_size=t.max_vocab)
+            self.arrays = {k: self._encode(v) for k, v in self.pairs.items()}
+            _LOADED[key] = (self.pairs, self.src_vocab, self.tgt_vocab, self.arrays,
+                            self.split_info)
+        self.pairs, self.src_vocab, self.tgt_vocab, self.arrays, self.split_info = _LOADED[key]
         self._decoder = None
 
     def _load(self):
@@ -166,7 +177,7 @@ class TranslateTask(Task):
                 for i in range(min(t.table_rows, n))]
         examples = {"text/translations": markdown_table(
             rows, ("source (pt)", "reference (en)", f"beam {t.beam}", "greedy"))}
-        if hasattr(self, "split_info"):
+        if self.split_info:
             s = self.split_info
             examples["text/split"] = (
                 f"por_eng split: seed {s['seed']}, validation {s['validation_fraction']:g}, "
