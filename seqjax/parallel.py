@@ -18,7 +18,11 @@ depth instead of T sequential steps. Both evaluations below give the numbers of
 * ``probes_BxTxH`` (the gradient-flow probes): added to b_t at valid steps, which is
   adding them to h_t before it is carried on;
 * ``remat``: ``jax.checkpoint`` around the whole parallel computation (its residuals are
-  recomputed in the backward pass).
+  recomputed in the backward pass);
+* gradients: the linear-space scan has a custom VJP, the adjoint recurrence run as one
+  associative scan in the other direction (half the compile time of differentiating
+  through the scan). Reverse mode only: ``jax.jvp``/``jacfwd`` through ``impl="parallel"``
+  raise JAX's custom_vjp error; use ``impl="scan"`` for forward mode.
 
 Two evaluations, both registered:
 
@@ -99,11 +103,51 @@ def _first(reverse: bool) -> int:
     return -1 if reverse else 0
 
 
+def _scan_pairs(a_BxTxS, b_BxTxS, reverse):
+    return jax.lax.associative_scan(_combine, (a_BxTxS, b_BxTxS), reverse=reverse, axis=1)[1]
+
+
+def _shift_in_zero(x_BxTxS, later: bool):
+    """x moved one step along time, a zero entering: x_{t+1} at t (``later``) or x_{t-1}."""
+    zero = jnp.zeros_like(x_BxTxS[:, :1])
+    if later:
+        return jnp.concatenate([x_BxTxS[:, 1:], zero], axis=1)
+    return jnp.concatenate([zero, x_BxTxS[:, :-1]], axis=1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _recurrence_from_zero(a_BxTxS, b_BxTxS, reverse):
+    """s_t = a_t s_prev + b_t from a zero state, prev = t−1 (t+1 when ``reverse``).
+
+    Its VJP is the adjoint recurrence, itself one associative scan in the other direction:
+    G_t = g_t + a_next G_next (next = t+1, or t−1 when ``reverse``), then ∂b_t = G_t and
+    ∂a_t = G_t s_prev. Differentiating through the scan instead costs about twice the
+    compile time (measured on CPU at T = 4096: 28 s vs 16 s) for the same run time.
+    Reverse mode only (jax.jvp/jacfwd through it raise JAX's custom_vjp error).
+    """
+    return _scan_pairs(a_BxTxS, b_BxTxS, reverse)
+
+
+def _recurrence_fwd(a_BxTxS, b_BxTxS, reverse):
+    s_BxTxS = _scan_pairs(a_BxTxS, b_BxTxS, reverse)
+    return s_BxTxS, (a_BxTxS, s_BxTxS)
+
+
+def _recurrence_bwd(reverse, residuals, g_BxTxS):
+    a_BxTxS, s_BxTxS = residuals
+    a_next = _shift_in_zero(a_BxTxS, later=not reverse)
+    G_BxTxS = _scan_pairs(a_next, g_BxTxS, not reverse)
+    return G_BxTxS * _shift_in_zero(s_BxTxS, later=reverse), G_BxTxS
+
+
+_recurrence_from_zero.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
 def _linear_scan(a_BxTxS, b_BxTxS, s0_BxS, reverse):
     """States of s_t = a_t s_{t-1} + b_t from s0, in scan order."""
     i = _first(reverse)
     b_BxTxS = b_BxTxS.at[:, i].add(a_BxTxS[:, i] * s0_BxS)
-    return jax.lax.associative_scan(_combine, (a_BxTxS, b_BxTxS), reverse=reverse, axis=1)[1]
+    return _recurrence_from_zero(a_BxTxS, b_BxTxS, reverse)
 
 
 def _states(cell, params, xs_BxTxD, s0_BxS, valid_BxTx1, probes_BxTxS, reverse, log_space):
