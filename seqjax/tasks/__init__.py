@@ -25,3 +25,11 @@ from seqjax.tasks.translate import TranslateTask  # noqa: E402
 
 for _task in (CaptionMnistTask, CaptionFlickr8kTask, TranslateTask, FramesTask):
     register_task(_task)
+
+# Issue 4: real data through TFDS (sequential MNIST, IMDB sentiment, series forecasting).
+from seqjax.tasks.forecast import ForecastTask  # noqa: E402
+from seqjax.tasks.imdb import ImdbTask  # noqa: E402
+from seqjax.tasks.smnist import SequentialMnistTask  # noqa: E402
+
+for _task in (SequentialMnistTask, ImdbTask, ForecastTask):
+    register_task(_task)

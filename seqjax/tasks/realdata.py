@@ -1,0 +1,53 @@
+"""What the real-data tasks (smnist, imdb, forecast) share: a classification loss, the
+constant-predictor baseline, the noise-field check and matplotlib figures as RGB arrays."""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+
+def classification_loss(logits, targets):
+    """(mean cross entropy, {"ce", "accuracy"}) for integer ``targets``."""
+    ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets))
+    acc = jnp.mean((jnp.argmax(logits, -1) == targets).astype(jnp.float32))
+    return ce, {"ce": ce, "accuracy": acc}
+
+
+def constant_baseline(labels: np.ndarray, num_classes: int) -> dict[str, float]:
+    """The best constant predictor on these (evaluation) labels: always the most frequent
+    class (``accuracy``), and the label frequencies as probabilities (``ce`` = their entropy)."""
+    p = np.bincount(np.asarray(labels), minlength=num_classes) / len(labels)
+    return {"accuracy": float(p.max()), "ce": float(-sum(q * math.log(q) for q in p if q > 0))}
+
+
+def no_input_noise(config, task_name: str) -> None:
+    if config.task.noise_std:
+        raise ValueError(f"task.noise_std={config.task.noise_std!r}: input noise is for the "
+                         f"synthetic tasks; {task_name} reads real data (set it to 0.0)")
+
+
+def figure_rgb(fig) -> np.ndarray:
+    """A matplotlib figure as an (H, W, 3) uint8 array (then closes the figure)."""
+    import matplotlib.pyplot as plt
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return rgb
+
+
+def pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def task_fields(defaults: dict, config):
+    """``config.task`` with the task's ``config_defaults`` filled in where it sets nothing."""
+    import types
+    given = config.task.to_dict() if hasattr(config.task, "to_dict") else dict(config.task)
+    return types.SimpleNamespace(**(dict(defaults) | given))
