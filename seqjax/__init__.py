@@ -6,6 +6,7 @@ Modules: ``seqjax.cells`` (pure cells and the CELLS registry), ``seqjax.unroll``
 """
 
 from seqjax.cells import CELLS, LSTMCarry, get_cell
+from seqjax import fast  # noqa: F401  (registers the fused unroll impls)
 import seqjax.parallel  # noqa: F401,E402  registers unroll(..., impl="parallel") (issue 8)
 
 __version__ = "0.1.0"
