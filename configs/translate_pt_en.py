@@ -8,9 +8,10 @@ One run only: ``--config.sweep.task.attention='["luong"]'``. TED talks instead o
 (needs internet and ``pip install -e .[tf]``): ``--config.task.source=ted_hrlr``.
 Data: 13,222 pairs, seeded split 80/10/10 (train 10,578, validation 1,322, test 1,322; the
 indices are in data/tfds/por_eng/seed0_v0.1_t0.1/1.0.0/split.json); word vocabularies
-from the training split (words seen ≥ 2 times), sentences cut to 20 tokens.
+from the training split (words seen ≥ 2 times), sentences cut to 16 tokens (3.8% of the
+English and 3.3% of the Portuguese ones are longer; BLEU is against the uncut reference).
 Variants: ``:smoke`` (tests; Luong attention only), ``:cpu`` (default: bidirectional encoder, H=128, embed 64,
-batch 64, 2500 steps; about 10 min per run on 2 shared CPU cores), ``:gpu`` (H=256,
+batch 64, 1500 steps, dropout 0.2), ``:gpu`` (H=256,
 embed 128, batch 128, 15k steps).
 Expected (``:cpu``; measured numbers in README "Captioning, translation, frames"): test BLEU
 in the low tens with attention and a few points lower without. Tatoeba sentences are short
@@ -32,8 +33,8 @@ def get_config(variant: str = "cpu"):
     c.task.source = "por_eng"
     c.task.split_seed = 0
     c.task.attention = "luong"
-    c.task.src_max_len = 20
-    c.task.tgt_max_len = 20
+    c.task.src_max_len = 16
+    c.task.tgt_max_len = 16
     c.task.min_count = 2
     c.task.beam = 4
     c.task.length_penalty = 0.6
@@ -43,7 +44,7 @@ def get_config(variant: str = "cpu"):
     c.model.embed_dim = 64
     c.model.bidirectional = True
     c.model.dropout = 0.2
-    c.train.num_steps = 2500
+    c.train.num_steps = 1500
     c.train.batch_size = 64
     c.train.learning_rate = 3e-3
     c.train.schedule = "cosine"

@@ -34,7 +34,7 @@ def test_tokenize_detokenize_and_vocab():
 
 def test_bleu_identical_is_100_and_a_hand_count():
     hyps = ["a man rides a horse .", "two dogs play in the snow ."]
-    refs = [[h, "something else entirely"] for h in hyps]
+    refs = [[hyps[0], "something else entirely"], [hyps[1]]]  # 2 references, then 1
     assert all(v == pytest.approx(100.0) for v in text.bleu(hyps, refs).values())
     # unigram precision 3/4, no brevity penalty (same length): BLEU-1 = 75
     assert text.bleu(["w x y z"], [["w x q z"]])["bleu1"] == pytest.approx(75.0)

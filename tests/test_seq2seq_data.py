@@ -212,5 +212,16 @@ def test_videos_hide_the_digit_exactly_on_occluded_frames():
         assert occ[b].sum() == ow - 8 + 1  # ink 8 columns wide, one px per frame
         assert not occ[b, 0] and not occ[b, -1]
     assert np.all(x[:, :, :, o0:o0 + ow] == 0.5)
-    with pytest.raises(ValueError, match=r"occluder_width must lie in \[0, 35\] for seq_len=20, got 40"):
+    with pytest.raises(ValueError, match=r"occluder_width must lie in \[0, 36\] for seq_len=20, "
+                                         r"speed=1, got 40"):
         frames.make_videos(np.random.default_rng(0), digit, np.array([7]), 1, T, 40)
+    # two pixels per frame: the hidden stretch halves
+    x, _, occ = frames.make_videos(np.random.default_rng(1), digit, np.array([7]), 4, T, 26, 2)
+    W = frames.canvas_width(T, 2)
+    o0 = (W - 26) // 2
+    assert x.shape == (4, T, 14, W) == (4, 20, 14, 14 + 2 * 19 + 3)
+    for b in range(4):
+        for t in range(T):
+            outside = np.concatenate([x[b, t, :, :o0], x[b, t, :, o0 + 26:]], axis=1)
+            assert (outside.max() > frames.INK) == (not occ[b, t])
+        assert occ[b].sum() in (9, 10)  # (26 - 8) / 2 + 1 start positions, parity of the offset

@@ -1,8 +1,8 @@
 """Frame-level labelling (many-to-many, synchronous): task ``mnist_frames``.
 
-A video of T = ``task.seq_len`` frames, each 14 px high and W = 14 + T + 1 px wide: one MNIST
-digit (downsampled to 14×14) slides one pixel per frame, left to right or right to left
-(random), from a random start offset of 0–2 px. A grey occluder of ``occluder_width`` columns
+A video of T = ``task.seq_len`` frames, each 14 px high and W = 14 + speed·(T − 1) + 3 px wide:
+one MNIST digit (downsampled to 14×14) slides ``task.speed`` pixels per frame, left to right or
+right to left (random), from a random start offset of 0–2 px. A grey occluder of ``occluder_width`` columns
 (value 0.5), centred on the canvas, is drawn over it. The label of **every** frame is the
 digit's class, so a frame where the digit is wholly behind the occluder can only be labelled
 from memory. A frame is *occluded* when none of the digit's ink (pixels > 0.1) is visible.
@@ -36,16 +36,19 @@ def downsample(images_Nx28x28: np.ndarray) -> np.ndarray:
     return x.reshape(-1, SIDE, 2, SIDE, 2).mean(axis=(2, 4))
 
 
-def canvas_width(T: int) -> int:
-    return SIDE + T + 1
+def canvas_width(T: int, speed: int = 1) -> int:
+    return SIDE + speed * (T - 1) + 3
 
 
 def make_videos(rng: np.random.Generator, digits_Nx14x14, labels_N, batch: int, T: int,
-                occluder_width: int):
+                occluder_width: int, speed: int = 1):
     """(frames_BxTxHxW float32, labels_BxT int32, occluded_BxT bool)."""
-    W = canvas_width(T)
+    if not isinstance(speed, int) or speed < 1:
+        raise ValueError(f"speed must be a positive integer (pixels per frame), got {speed!r}")
+    W = canvas_width(T, speed)
     if not 0 <= occluder_width <= W:
-        raise ValueError(f"occluder_width must lie in [0, {W}] for seq_len={T}, got {occluder_width}")
+        raise ValueError(f"occluder_width must lie in [0, {W}] for seq_len={T}, speed={speed}, "
+                         f"got {occluder_width}")
     o0 = (W - occluder_width) // 2
     pick = rng.integers(0, len(digits_Nx14x14), size=batch)
     start = rng.integers(0, 3, size=batch)
@@ -56,7 +59,7 @@ def make_videos(rng: np.random.Generator, digits_Nx14x14, labels_N, batch: int, 
         d = digits_Nx14x14[pick[b]]
         ink_cols = np.flatnonzero((d > INK).any(axis=0))
         for t in range(T):
-            x = start[b] + t
+            x = start[b] + speed * t
             if backwards[b]:
                 x = W - SIDE - x
             frames[b, t, :, x:x + SIDE] = d
@@ -85,7 +88,7 @@ class _NumpyIterator(DataIterator):
 
 class FramesTask(Task):
     name = "mnist_frames"
-    config_defaults = {"occluder_width": 36, "eval_seed": 1234}
+    config_defaults = {"occluder_width": 40, "speed": 2, "eval_seed": 1234}
 
     def __init__(self, config):
         super().__init__(config)
@@ -99,13 +102,14 @@ class FramesTask(Task):
 
     def input_spec(self) -> InputSpec:
         T = self.t.seq_len
-        return InputSpec(kind="features", dim=SIDE * canvas_width(T), output_dim=10,
+        return InputSpec(kind="features", dim=SIDE * canvas_width(T, self.t.speed), output_dim=10,
                          readout="all", seq_len=T)
 
     def make_batch(self, rng, batch_size: int, digits=None):
         t = self.t
         x, y = digits or self.train
-        frames, labels, occluded = make_videos(rng, x, y, batch_size, t.seq_len, t.occluder_width)
+        frames, labels, occluded = make_videos(rng, x, y, batch_size, t.seq_len, t.occluder_width,
+                                               t.speed)
         return {"inputs": frames.reshape(batch_size, t.seq_len, -1), "targets": labels,
                 "occluded": occluded.astype(np.float32)}
 
@@ -134,7 +138,7 @@ class FramesTask(Task):
     def examples(self, outputs, batch):
         """One video as a filmstrip (first 12 frames' worth, every other frame), labels above."""
         T = self.t.seq_len
-        W = canvas_width(T)
+        W = canvas_width(T, self.t.speed)
         frames = np.asarray(batch["inputs"][0]).reshape(T, SIDE, W)
         step = max(1, T // 12)
         strip = np.concatenate([np.pad(frames[t], ((1, 1), (1, 1)), constant_values=1.0)
