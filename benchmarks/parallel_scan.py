@@ -72,10 +72,11 @@ def bench_T(T, args, impls):
                    speedup_vs_lstm_scan=med[("lstm", "scan")] / t,
                    loadavg_before=load_before[0], loadavg_after=load_after[0])
         rows.append(row)
-        print(f"T={T:6d} {name:8s} {impl:12s} {t * 1e3:10.1f} ms  compile {row['compile_s']:6.1f} s  "
-              f"vs own scan {row['speedup_vs_own_scan']:6.2f}x  vs LSTM scan "
-              f"{row['speedup_vs_lstm_scan']:7.2f}x  load {load_before[0]:.1f}->{load_after[0]:.1f}",
-              flush=True)
+        print(f"T={T:6d} {name:8s} {impl:12s} {t * 1e3:10.1f} ms  "
+              f"compile {row['compile_s']:6.1f} s  "
+              f"vs own scan {row['speedup_vs_own_scan']:6.2f}x  "
+              f"vs LSTM scan {row['speedup_vs_lstm_scan']:7.2f}x  "
+              f"load {load_before[0]:.1f}->{load_after[0]:.1f}", flush=True)
     return rows
 
 

@@ -54,7 +54,7 @@ def g(x: Array) -> Array:
 
 
 def log_g(x: Array) -> Array:
-    r"""``log g(x)`` computed without forming g: ``log(x + 1/2)`` for x ≥ 0, ``-softplus(-x)`` below."""
+    r"""``log g(x)`` without forming g: ``log(x + 1/2)`` for x ≥ 0, ``-softplus(-x)`` below."""
     return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
 
 
@@ -391,12 +391,13 @@ class LIF(_CellBase):
 
 
 def _check_steps(num_steps):
-    if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps <= 0:
+    is_int = isinstance(num_steps, (int, np.integer)) and not isinstance(num_steps, bool)
+    if not is_int or num_steps <= 0:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
 
 
 def rate_encode(key, x_BxD: Array, num_steps: int, *, gain: float = 1.0) -> Array:
-    """Rate code: at each of ``num_steps`` steps feature d spikes with probability clip(gain·x_d, 0, 1).
+    """Rate code: at each of ``num_steps`` steps feature d spikes with prob. clip(gain·x_d, 0, 1).
 
     ``x`` of shape (..., D) gives spikes (..., num_steps, D) of x's dtype, independent
     Bernoulli draws per step from ``key``.

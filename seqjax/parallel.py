@@ -35,8 +35,9 @@ Two evaluations, both registered:
   (log a, log b) with (l_1, m_1) ∘ (l_2, m_2) = (l_1 + l_2, logaddexp(l_2 + m_1, m_2)); the
   part driven by s_0 (and the probes), which may be negative, is added in linear space:
   s_t = exp(Σ log a) s_0 + exp(log-space part) (+ the probes' linear scan). It keeps the
-  relative precision of tiny terms, at a cost measured in benchmarks/RESULTS.md (on a 2-core
-  CPU, fwd+bwd at T = 4096: about 3× the time and 1.6× the compile time of "parallel").
+  relative precision of tiny terms, at a cost (benchmarks/RESULTS.md; 2-core CPU, minGRU and
+  minLSTM fwd+bwd at T = 4096: 2.4–2.7× the time and about 4× the compile time of
+  "parallel", which has a custom VJP where this one is differentiated through the scan).
 
 ``unroll`` (the loop-unrolling factor) and ``hoist`` are knobs of the sequential scan
 that do not change numbers; the parallel path ignores them (its input projection is

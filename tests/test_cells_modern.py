@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
 from seqjax import cells, diagnostics
 from seqjax import cells_modern as M
@@ -400,7 +399,8 @@ def test_bad_options_give_clear_errors():
         lru.init(jax.random.key(0), 2, 4, r_min=0.5, r_max=1.0)
     with pytest.raises(ValueError, match=r"max_phase > 0, got 0.0"):
         lru.init(jax.random.key(0), 2, 4, max_phase=0.0)
-    with pytest.raises(ValueError, match=r"cell 'mingru' has no init option\(s\) \['forget_bias'\]"):
+    with pytest.raises(ValueError,
+                       match=r"cell 'mingru' has no init option\(s\) \['forget_bias'\]"):
         cells.get_cell("mingru").init(jax.random.key(0), 2, 4, forget_bias=1.0)
     with pytest.raises(ValueError, match=r"cell 'lru' has no option\(s\) \['log_space'\]"):
         cells.get_cell("lru", log_space=True)
