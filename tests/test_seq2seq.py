@@ -152,10 +152,11 @@ def model_config(**kw):
 def loop_logp(model, params, batch):
     """Teacher forcing by hand: decode_step fed the reference tokens one at a time."""
     variables = {"params": params}
-    state = model.apply(variables, batch, method="init_decoder")
+    state = jax.jit(lambda b: model.apply(variables, b, method="init_decoder"))(batch)
+    step = jax.jit(lambda s, tok: model.apply(variables, s, tok, method="decode_step"))
     out = []
-    for t in range(batch["dec_inputs"].shape[1]):
-        state, logp = model.apply(variables, state, batch["dec_inputs"][:, t], method="decode_step")
+    for t in range(batch["dec_inputs"].shape[1]):  # the loop is Python; each step compiled once
+        state, logp = step(state, batch["dec_inputs"][:, t])
         out.append(np.asarray(logp))
     return np.stack(out, 1)
 
@@ -183,7 +184,8 @@ def test_seq2seq_teacher_forced_loss_equals_loop(attention, bidirectional):
                       attention=attention)
     batch = seq2seq_batch()
     params = model.init({"params": jax.random.key(0)}, batch)["params"]
-    logits = model.apply({"params": params}, batch)
+    apply = jax.jit(lambda b: model.apply({"params": params}, b))
+    logits = apply(batch)
     with jax.numpy_dtype_promotion("standard"):
         ce, metrics = masked_ce(logits, batch["targets"])
     ref = loop_logp(model, params, batch)
@@ -191,8 +193,7 @@ def test_seq2seq_teacher_forced_loss_equals_loop(attention, bidirectional):
     np.testing.assert_allclose(float(ce), loop_ce(ref, np.asarray(batch["targets"])), rtol=1e-5)
     # padding of the source is invisible: change the padded tokens, same outputs
     batch2 = dict(batch, src=batch["src"].at[1, 2:].set(3))
-    np.testing.assert_allclose(np.asarray(model.apply({"params": params}, batch2)),
-                               np.asarray(logits), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(apply(batch2)), np.asarray(logits), atol=1e-6)
     if attention == "none" and not bidirectional:
         # the recurrent weights are the pure cell's pytree
         assert set(params["encoder"]) == {"W_x", "W_h", "b"}
@@ -208,17 +209,19 @@ def test_caption_model_teacher_forcing_greedy_and_probes():
     assert set(params["encoder"]) == {"block0_conv0", "block0_conv1", "block1_conv0",
                                       "block1_conv1", "fc"}
     assert params["encoder"]["block1_conv0"]["kernel"].shape == (3, 3, 2, 4)
-    logits = model.apply({"params": params}, batch)
+    variables = {"params": params}
+    apply = jax.jit(lambda b, p: model.apply(variables, b, probes=p))
+    logits = apply(batch, None)
     np.testing.assert_allclose(np.asarray(jax.nn.log_softmax(logits)),
                                loop_logp(model, params, batch), atol=1e-5)
     # greedy decoding == the argmax chain of decode_step (PAD/BOS never emitted)
     with jax.numpy_dtype_promotion("standard"):
-        toks, _ = S.decode(model, params, batch, max_len=4)
-    variables = {"params": params}
-    state = model.apply(variables, batch, method="init_decoder")
+        toks, _ = jax.jit(lambda b: S.decode(model, params, b, max_len=4))(batch)
+    state = jax.jit(lambda b: model.apply(variables, b, method="init_decoder"))(batch)
+    step = jax.jit(lambda s, tok: model.apply(variables, s, tok, method="decode_step"))
     tok, done = jnp.full((2,), text.BOS, jnp.int32), np.zeros(2, bool)
     for t in range(4):
-        state, logp = model.apply(variables, state, tok, method="decode_step")
+        state, logp = step(state, tok)
         logp = np.asarray(logp).copy()
         logp[:, [text.PAD, text.BOS]] = -np.inf
         nxt = np.where(done, text.PAD, logp.argmax(-1))
@@ -227,9 +230,8 @@ def test_caption_model_teacher_forcing_greedy_and_probes():
         tok = jnp.asarray(nxt, jnp.int32)
     # probes: the gradient wrt a zero probe on h_t is dL/dh_t; zero probes change nothing
     probes = jnp.zeros((2, 5, 8))
-    np.testing.assert_allclose(np.asarray(model.apply(variables, batch, probes=probes)),
-                               np.asarray(logits), atol=1e-6)
-    g = jax.grad(lambda p: model.apply(variables, batch, probes=p)[:, 1].sum())(probes)
+    np.testing.assert_allclose(np.asarray(apply(batch, probes)), np.asarray(logits), atol=1e-6)
+    g = jax.jit(jax.grad(lambda p: model.apply(variables, batch, probes=p)[:, 1].sum()))(probes)
     g = np.abs(np.asarray(g)).sum(-1)
     assert np.all(g[:, :3] > 0) and np.all(g[:, 3:] == 0)  # logits at t=1 read h_0..h_2 only
     with pytest.raises(ValueError, match=r"needs image sides divisible by 4, got 6x6"):
