@@ -6,11 +6,14 @@ RNN vs LSTM (a sweep over ``model.cell``; two runs, one after the other).
 T = 30 frames of 14×75 px, the digit moving 2 px per frame; the occluder (40 columns, centred)
 hides it completely for about 16 consecutive frames (t ≈ 7–23), which can only be labelled
 from memory of the first ~7 (about 4 of them with the whole digit in view).
-Variants: ``:smoke`` (tests), ``:cpu`` (default: H=64, batch 32, 1500 steps; about 4 min per
-cell on 2 shared CPU cores), ``:gpu`` (T=60 with a 100-column occluder, H=128, batch 256).
-Expected (``:cpu``; measured numbers in README "Captioning, translation, frames"): both cells
-label visible frames well (≥ 0.9); on occluded frames the LSTM stays far above chance (0.1)
-while the tanh RNN's accuracy falls the longer the digit has been hidden.
+Variants: ``:smoke`` (tests), ``:cpu`` (default: H=64, batch 32, 1500 steps; 6–9 min per cell
+on 2 CPU cores shared with other jobs), ``:gpu`` (T=60 with a 100-column occluder, H=128,
+batch 256).
+Expected (``:cpu``, seed 0, measured): LSTM accuracy 0.73 on visible and 0.73 on occluded
+frames (it holds the class through the occlusion); tanh RNN 0.55 visible, 0.32 occluded (its
+per-frame accuracy falls from ~0.6 to 0.30 behind the occluder and recovers when the digit
+reappears). Chance is 0.1. ``python -m experiments.frames_figure runs/frames`` draws accuracy
+vs frame index from the checkpoints.
 """
 
 from configs.adding import apply_variant
