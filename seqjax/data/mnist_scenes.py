@@ -60,7 +60,7 @@ def load_mnist(raw_dir: str, part: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _a(name: str) -> str:
-    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+    return f"an {name}" if name == "eight" else f"a {name}"  # "a one", "an eight"
 
 
 def caption_for(layout: str, digits: list[int]) -> str:
@@ -126,7 +126,8 @@ class MnistScenesConfig(tfds.core.BuilderConfig):
 class MnistScenes(tfds.core.GeneratorBasedBuilder):
     """mnist_scenes: 64×64 canvases of 1–3 MNIST digits with grammar captions."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.1.0": '"a one" (1.0.0 wrote "an one")', "1.0.0": "first version"}
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Put the four MNIST IDX files (train/t10k images and labels, .gz or not) in "
         "manual_dir (config.data.raw_dir), e.g. ../shared/data/mnist.")
