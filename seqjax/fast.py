@@ -162,10 +162,10 @@ class _RNN(NamedTuple):
     def forward(self, params, xw_TxBxH, carry, valid_TxB, probes_TxBxH, *, reverse, unroll,
                 save):
         act = C.ACTIVATIONS[self.activation]
-        W_h = params["W_h"]
+        W_h, b = params["W_h"], params["b"]
 
         def step(h_BxH, inp):
-            h_new = act(h_BxH @ W_h + inp["xw"])
+            h_new = act(h_BxH @ W_h + inp["xw"] + b[None, :])
             if "probe" in inp:
                 h_new = h_new + inp["probe"]
             if "valid" in inp:
@@ -219,7 +219,7 @@ def _lstm_u(z_Bx4H):
     """
     H = z_Bx4H.shape[-1] // 4
     scale = np.concatenate([np.full(2 * H, 0.5), np.ones(H), np.full(H, 0.5)])
-    return jnp.tanh(z_Bx4H * scale.astype(z_Bx4H.dtype))
+    return jnp.tanh(z_Bx4H * jnp.asarray(scale, z_Bx4H.dtype)[None, :])
 
 
 def _lstm_gates(u_Bx4H):
@@ -242,11 +242,11 @@ class _LSTM(NamedTuple):
 
     def forward(self, params, xw_TxBx4H, carry, valid_TxB, probes_TxBxH, *, reverse, unroll,
                 save):
-        W_h = params["W_h"]
+        W_h, b = params["W_h"], params["b"]
 
         def step(carry, inp):
             h_BxH, c_BxH = carry
-            u_Bx4H = _lstm_u(h_BxH @ W_h + inp["xw"])
+            u_Bx4H = _lstm_u(h_BxH @ W_h + inp["xw"] + b[None, :])
             i, f, g, o = _lstm_gates(u_Bx4H)
             c_new = f * c_BxH + i * g
             tc_new = jnp.tanh(c_new)
@@ -318,17 +318,17 @@ class _GRU(NamedTuple):
         H = hw_Bx3H.shape[-1] // 3
         r = jax.nn.sigmoid(xw_Bx3H[..., :H] + hw_Bx3H[..., :H])
         z = jax.nn.sigmoid(xw_Bx3H[..., H:2 * H] + hw_Bx3H[..., H:2 * H])
-        hn = hw_Bx3H[..., 2 * H:] + b_hn_H
+        hn = hw_Bx3H[..., 2 * H:] + b_hn_H[None, :]
         n = jnp.tanh(xw_Bx3H[..., 2 * H:] + r * hn)
         return r, z, hn, n
 
     def forward(self, params, xw_TxBx3H, carry, valid_TxB, probes_TxBxH, *, reverse, unroll,
                 save):
-        W_h, b_hn = params["W_h"], params["b_hn"]
+        W_h, b, b_hn = params["W_h"], params["b"], params["b_hn"]
 
         def step(h_BxH, inp):
             hw_Bx3H = h_BxH @ W_h
-            r, z, hn, n = self.gates(inp["xw"], hw_Bx3H, b_hn)
+            r, z, hn, n = self.gates(inp["xw"] + b[None, :], hw_Bx3H, b_hn)
             h_new = (1.0 - z) * n + z * h_BxH
             if "probe" in inp:
                 h_new = h_new + inp["probe"]
@@ -348,12 +348,12 @@ class _GRU(NamedTuple):
                  probes_TxBxH, *, reverse, unroll):
         hw_TxBx3H, h_TxBxH = res
         (h0,) = carry0
-        W_hT, b_hn = params["W_h"].T, params["b_hn"]
+        W_hT, b, b_hn = params["W_h"].T, params["b"], params["b_hn"]
         hprev_TxBxH = _prev_hidden(h_TxBxH, h0, valid_TxB, reverse)
 
         def step(dh_BxH, inp):
             dh = _masked_dh(dh_BxH, inp)
-            r, z, hn, n = self.gates(inp["xw"], inp["hw"], b_hn)
+            r, z, hn, n = self.gates(inp["xw"] + b[None, :], inp["hw"], b_hn)
             da_n = dh * (1.0 - z) * (1.0 - n * n)
             da_r = da_n * hn * r * (1.0 - r)
             da_z = dh * (inp["hprev"] - n) * z * (1.0 - z)
@@ -385,20 +385,21 @@ class _GRU(NamedTuple):
 
 
 def _math_of(cell, impl: str):
-    if isinstance(cell, C.LSTM):
+    """The maths of ``cell`` (exact types only: a subclass may change the step)."""
+    if type(cell) is C.LSTM:
         return _LSTM()
-    if isinstance(cell, C.GRU):
+    if type(cell) is C.GRU:
         return _GRU()
-    if isinstance(cell, C.RNN):
+    if type(cell) is C.RNN:
         return _RNN(cell.activation)
     raise ValueError(f"impl={impl!r} supports the cells gru, lstm, rnn; got cell "
                      f"{getattr(cell, 'name', type(cell).__name__)!r}; use impl='scan'")
 
 
 def _project(params, x_TxBxD):
-    """X W_x + b for every timestep in one matmul: (T, B, G·H)."""
+    """X W_x for every timestep in one matmul: (T, B, G·H) (the bias is added in the step)."""
     T, B, _ = x_TxBxD.shape
-    return (_rows(x_TxBxD) @ params["W_x"] + params["b"]).reshape(T, B, -1)
+    return (_rows(x_TxBxD) @ params["W_x"]).reshape(T, B, -1)
 
 
 def _tree_add(a, b):
