@@ -9,9 +9,10 @@ predicts the next month's change. Chronological split: the first 1,880 months (2
 the last 940 test. The seasonal-naive baseline uses 12 months, as for the other monthly
 series, although sunspots have no yearly season (their cycle is ≈ 11 years); persistence
 (last month's value) is the stronger baseline and is reported beside it.
-Variants: ``:smoke`` (tests), ``:cpu`` (default; H=32, 3,000 steps of 16 windows, ≈ 1–2 min on
-2 cores), ``:gpu``/``:tpu`` (the same; the series is small).
-Expected (README "Real data"): test RMSE below seasonal naive (36.5) and persistence (18.5).
+Variants: ``:smoke`` (tests), ``:cpu`` (default; H=32, 3,000 steps of 16 windows, ≈ 1 min on
+2 shared cores), ``:gpu``/``:tpu`` (the same; the series is small).
+Measured (README "Real data"): test RMSE 17.8, below seasonal naive (36.5) and a little below
+persistence (18.5).
 """
 
 from configs.airline import forecast_config

@@ -182,7 +182,8 @@ def test_forecast_split_scaling_and_windows(airline):
     s, task = airline.series(), airline
     assert s["n_train"] == 96 and len(s["values"]) == 144
     log_train = np.log(s["values"][:96])
-    assert s["mean"] == pytest.approx(log_train.mean()) and s["std"] == pytest.approx(log_train.std())
+    assert s["center"] == pytest.approx(log_train.mean())
+    assert s["scale"] == pytest.approx(log_train.std())
     it = task.train_iterator(seed=0)
     ts = np.concatenate([next(it)["t"] for _ in range(it.batches_per_epoch)])
     assert ts.min() >= 12 and ts.max() <= 95                 # training targets: training part only
@@ -191,18 +192,22 @@ def test_forecast_split_scaling_and_windows(airline):
     np.testing.assert_array_equal(b["t"], np.arange(96, 144))  # every test month, in order
     t = b["t"][5]
     lv = np.log(s["values"])
-    np.testing.assert_allclose(b["inputs"][5, :, 0], (lv[t - 12:t] - lv[t - 1]) / s["std"], rtol=1e-5)
-    np.testing.assert_allclose(b["targets"][5], (lv[t] - lv[t - 1]) / s["std"], rtol=1e-5)
+    np.testing.assert_allclose(b["inputs"][5, :, 0], (lv[t - 12:t] - lv[t - 1]) / s["scale"],
+                               rtol=1e-5)
+    np.testing.assert_allclose(b["targets"][5], (lv[t] - lv[t - 1]) / s["scale"], rtol=1e-5)
 
 
-def test_forecast_tutorial_variant_scales_with_the_whole_series(airline, tmp_path):
+def test_forecast_tutorial_variant_and_minmax_scaling(airline):
     c = config("airline", "tutorial", airline.config.data.data_dir)
     task = ForecastTask(c)
-    s = task.series()
-    assert c.task.scaling == "all" and c.task.seq_len == 1 and c.task.predict == "value"
-    assert s["mean"] == pytest.approx(s["values"].mean())        # the tutorial's leak, on purpose
+    s, v = task.series(), task.series()["values"]
+    assert c.task.scaling == "minmax_all" and c.task.seq_len == 1 and c.task.predict == "value"
+    assert (s["center"], s["scale"]) == (104.0, 518.0)     # whole series: the tutorial's leak
     b = next(task.eval_batches())
-    np.testing.assert_allclose(b["targets"], (s["values"][96:] - s["mean"]) / s["std"], rtol=1e-5)
+    np.testing.assert_allclose(b["targets"], (v[96:] - 104.0) / 518.0, rtol=1e-5)
+    c.task.scaling = "minmax"                               # the same, training part only
+    s = ForecastTask(c).series()
+    assert (s["center"], s["scale"]) == (v[:96].min(), v[:96].max() - v[:96].min())
 
 
 def test_forecast_metrics_in_passengers_and_baselines(airline):
@@ -227,9 +232,9 @@ def test_forecast_config_errors(tmp_path):
         ForecastTask(c).series()
     c.task.scaling = "test"
     with pytest.raises(ValueError, match=r"task.scaling='test' is not allowed; choose one of: "
-                                         r"train, all"):
+                                         r"standard, minmax, minmax_all"):
         ForecastTask(c)
-    c.task.scaling = "train"
+    c.task.scaling = "standard"
     c.task.dataset = "airline"
     with pytest.raises(ValueError, match=r"task.dataset='airline' is not allowed; choose one of: "
                                          r"airline_passengers, daily_min_temperatures"):
@@ -251,9 +256,14 @@ SMOKE = {  # config variant: (raw data, example tag)
     ("temperatures", "smoke"): ("daily_min_temperatures", "image/forecast"),
     ("sunspots", "smoke"): ("monthly_sunspots", "image/forecast"),
 }
+# Each smoke run costs 15–30 s on 2 shared cores (compiles, mostly); two run by default, the
+# other four with -m slow.
+DEFAULT_SMOKE = {("smnist", "rows:smoke"), ("airline", "smoke")}
 
 
-@pytest.mark.parametrize("name,variant", sorted(SMOKE))
+@pytest.mark.parametrize("name,variant", [
+    pytest.param(*key, marks=() if key in DEFAULT_SMOKE else pytest.mark.slow)
+    for key in sorted(SMOKE)])
 def test_smoke_variant_trains_and_logs_examples(tiny, tmp_path, name, variant):
     data, tag = SMOKE[(name, variant)]
     if data == "tiny":

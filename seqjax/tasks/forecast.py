@@ -9,14 +9,15 @@ examples are the windows whose target lies in the test part (their inputs may re
 into the training part, as in the published tutorial).
 
 Transform and scaling: with ``task.log`` the model works on log(x) (series with a
-multiplicative season, like the airline's); the result is x' = (x − mean) / std with the
-mean and std of the (transformed) training part only (``task.scaling="all"`` uses the
-whole series, test part included: a leak, there only to reproduce the published tutorial,
-which min-max scaled the whole series). ``task.predict`` = "value": the
+multiplicative season, like the airline's); the result is x' = (x − center) / scale with
+statistics of the (transformed) training part only: ``task.scaling="standard"`` (mean, std)
+or ``"minmax"`` (min, max − min: the training part maps to [0, 1]). ``"minmax_all"`` takes
+min and max over the whole series, test part included — a leak, there only to reproduce
+the published Keras tutorial, which scaled this way. ``task.predict`` = "value": the
 model outputs the next value (scaled); "difference": the change from the window's last
-value (scaled by the same std), which lets it follow a trend beyond the range seen in
+value (divided by the same scale), which lets it follow a trend beyond the range seen in
 training. ``task.relative_inputs``: each window is shifted by its own last value (inputs
-(x − x_last) / std), so the model sees only the shape of the recent past, not its level.
+(x − x_last) / scale), so the model sees only the shape of the recent past, not its level.
 Loss: MSE in scaled units. Metrics ``rmse`` and ``mae`` of the one-step forecasts in the
 series' own units (back-transformed). The evaluation set is one batch: every test window,
 in time order.
@@ -38,7 +39,7 @@ from seqjax.tasks.base import InputSpec, Task
 from seqjax.tasks.realdata import figure_rgb, no_input_noise, pyplot, task_fields
 
 PREDICT = ("value", "difference")
-SCALING = ("train", "all")
+SCALING = ("standard", "minmax", "minmax_all")
 UNITS = {"airline_passengers": "thousand passengers", "daily_min_temperatures": "°C",
          "monthly_sunspots": "sunspot number"}
 
@@ -47,7 +48,7 @@ class ForecastTask(Task):
     name = "forecast"
     config_defaults = {"dataset": "airline_passengers", "train_fraction": 2 / 3, "season": 12,
                        "predict": "value", "log": False, "relative_inputs": False,
-                       "scaling": "train"}
+                       "scaling": "standard"}
 
     def __init__(self, config):
         super().__init__(config)
@@ -72,7 +73,7 @@ class ForecastTask(Task):
     # ---- the series and its windows
 
     def series(self) -> dict:
-        """{dates, values, n_train, mean, std}: loaded (and prepared) once."""
+        """{dates, values, level, n_train, center, scale}: loaded (and prepared) once."""
         if self._series is None:
             from seqjax.data import pipeline, timeseries
             t = self.t
@@ -90,34 +91,36 @@ class ForecastTask(Task):
                 raise ValueError(f"task.log=True needs a positive series; {t.dataset} has values "
                                  f"down to {values.min()}")
             level = np.log(values) if t.log else values
-            train = level[:n_train] if t.scaling == "train" else level
+            ref = level if t.scaling == "minmax_all" else level[:n_train]
+            center, scale = ((ref.mean(), ref.std()) if t.scaling == "standard"
+                             else (ref.min(), ref.max() - ref.min()))
             self._series = {"dates": dates, "values": values, "level": level, "n_train": n_train,
-                            "mean": float(train.mean()), "std": float(train.std())}
+                            "center": float(center), "scale": float(scale)}
         return self._series
 
     def windows(self, targets_t: np.ndarray) -> dict:
         """The batch whose targets are the values at time indices ``targets_t``.
 
         ``targets``: the scaled target; ``offset``: what the scaled output is added to
-        (after × std) to give the forecast's (transformed) level; ``value``: the true value
+        (after × scale) to give the forecast's (transformed) level; ``value``: the true value
         in the series' units; ``t``: the time index of the target.
         """
         s, W, task = self.series(), self.t.seq_len, self.t
-        lv, mean, std = s["level"], s["mean"], s["std"]
+        lv, center, scale = s["level"], s["center"], s["scale"]
         t = np.asarray(targets_t, np.int64)
         last = lv[t - 1]
         x = lv[t[:, None] + np.arange(-W, 0)[None, :]]
-        x = (x - (last[:, None] if task.relative_inputs else mean)) / std
-        offset = np.full(len(t), mean) if task.predict == "value" else last
+        x = (x - (last[:, None] if task.relative_inputs else center)) / scale
+        offset = np.full(len(t), center) if task.predict == "value" else last
         return {"inputs": x[:, :, None].astype(np.float32),
-                "targets": ((lv[t] - offset) / std).astype(np.float32),
+                "targets": ((lv[t] - offset) / scale).astype(np.float32),
                 "offset": offset.astype(np.float32),
                 "value": s["values"][t].astype(np.float32),
                 "t": t.astype(np.int32)}
 
     def to_units(self, outputs_B, offset_B, xp=np):
         """Model outputs → forecasts in the series' units (``xp``: numpy or jax.numpy)."""
-        level = offset_B + outputs_B * self.series()["std"]
+        level = offset_B + outputs_B * self.series()["scale"]
         return xp.exp(level) if self.t.log else level
 
     def input_spec(self) -> InputSpec:
