@@ -6,8 +6,18 @@
 
 After training it writes the figures into <workdir>/figures/ and prints the final numbers,
 where the figures are and the TensorBoard command.
+
+Errors a user can fix (a bad flag or config value, a workdir of another experiment, missing
+data, a full disk, NaN) print one paragraph, ``error: ...``, on stderr and exit with 1; no
+traceback. SIGTERM or Ctrl-C saves a checkpoint, prints the command that resumes, and exits
+with 128 + the signal number (143, 130); rerunning the same command always resumes.
 """
 
+import difflib
+import logging as std_logging
+import os
+import re
+import shlex
 import sys
 
 from absl import app, flags, logging
@@ -19,19 +29,120 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "directory for logs, checkpoints
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _OneLine(std_logging.Filter):
+    """Library log records as one line each, without tracebacks: orbax logs every failed
+    background write with its traceback, and the ``error:`` paragraph at the end says what
+    happened and what to do. ``--verbosity=0`` (or higher) keeps them whole."""
+
+    def filter(self, record):
+        text = record.getMessage().strip()
+        lines = text.splitlines() or [""]
+        record.msg = lines[0][:240] + (" [...]" if len(lines) > 1 or len(lines[0]) > 240 else "")
+        record.args, record.exc_info, record.exc_text, record.stack_info = None, None, None, None
+        return True
+
+
+def _fail(message: str, code: int = 1):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _overrides(argv) -> list[tuple[str, str | None]]:
+    """[(dotted key, value or None)] of the ``--config.x.y=v`` arguments."""
+    out = []
+    for i, a in enumerate(argv[1:], 1):
+        if a.startswith("--config."):
+            key, eq, value = a[len("--config."):].partition("=")
+            out.append((key, value if eq else (argv[i + 1] if i + 1 < len(argv) else None)))
+    return out
+
+
+def _known_keys(with_tasks: bool) -> dict:
+    from seqjax import config as config_lib
+    known = config_lib._flatten(config_lib.base_config())
+    if with_tasks:  # the task's own fields: only when a task.* key is asked about (slow import)
+        from seqjax.tasks import TASKS
+        for task in TASKS.values():
+            known |= {f"task.{k}": v for k, v in task.config_defaults.items()}
+    return known
+
+
+def _last_line(e: BaseException) -> str:
+    lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
+    errors = [l for l in lines if re.match(r"^\w*(Error|Exception): ", l)]
+    return errors[-1] if errors else (lines[-1] if lines else type(e).__name__)
+
+
+def _flag_error(e: Exception, argv) -> str:
+    """One clear line for a flag that did not parse."""
+    for key, value in _overrides(argv):
+        known = _known_keys(key.startswith("task."))
+        if key not in known and not any(k.startswith(key + ".") for k in known):
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else (
+                "; the config keys are the fields of base_config() in seqjax/config.py")
+            return f"unknown config key {key!r} in --config.{key}{hint}"
+    m = re.match(r"flag --config\.([\w.]+)=(.*?): (.*)", str(e).splitlines()[0])
+    if m:
+        key, value, detail = m.groups()
+        default = _known_keys(key.startswith("task.")).get(key)
+        kind = f"takes {type(default).__name__} values" if default is not None else \
+            "takes another type"
+        return f"--config.{key}={value}: {key} {kind}, got {value!r} ({detail})"
+    if not isinstance(e, flags.Error) or "config file" in str(e).lower():
+        path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "")
+        line = _last_line(e)
+        if not isinstance(e, flags.Error) and not line.startswith(type(e).__name__):
+            line = f"{type(e).__name__}: {line}"
+        return f"cannot load --config={path}: {line}"
+    return _last_line(e)
+
+
+def _parse_flags(argv):
+    try:
+        return flags.FLAGS(argv)
+    except Exception as e:  # flags.Error, and what ml_collections raises for an override
+        _fail(_flag_error(e, argv))
+
+
+def _resume_command(argv) -> str:
+    """This command again, without a train.resume override (it would start anew)."""
+    args, skip = [], False
+    for a in argv[1:]:
+        if skip:
+            skip = False
+        elif a.startswith("--config.train.resume"):
+            skip = "=" not in a
+        else:
+            args.append(a)
+    return f"cd {shlex.quote(os.getcwd())} && python -m experiments.main {shlex.join(args)}"
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+        logging.get_absl_handler().addFilter(_OneLine())
+    config = _CONFIG.value
+    if type(config).__name__ == "_ErrorConfig":  # ml_collections' stand-in for a failed load
+        path = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "")
+        _fail(f"cannot load --config={path}: {_last_line(config.__dict__['_error'])}")
     from experiments import report
     from seqjax import train
     try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    report.print_report(_WORKDIR.value)
+        train.train_and_evaluate(config, _WORKDIR.value)
+        report.print_report(_WORKDIR.value)
+    except train.TrainingInterrupted as e:
+        print(f"{e}.\nTo resume, run:\n  {_resume_command(sys.argv)}", file=sys.stderr)
+        sys.exit(128 + e.signum)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+        print("interrupted again: stopped without saving. The newest complete checkpoint is "
+              f"kept; to resume from it, run:\n  {_resume_command(sys.argv)}", file=sys.stderr)
+        sys.exit(130)
+    except (ValueError, OSError, train.NonFiniteLossError, train.StorageError) as e:
+        _fail(str(e))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -211,6 +211,11 @@ def to_json(config) -> str:
 
 
 def diff(a: dict, b: dict, ignore=()) -> list[str]:
-    """Dotted keys whose values differ between two config dicts (as read from config.json)."""
+    """Dotted keys whose values differ between two config dicts (as read from config.json).
+
+    Both sides go through JSON first, so a tuple in a live config equals the list that
+    config.json holds for it (``sweep_arms = ()`` reads back as ``[]``).
+    """
+    a, b = (json.loads(json.dumps(x, default=str)) for x in (a, b))
     fa, fb = _flatten(a), _flatten(b)
     return sorted(k for k in set(fa) | set(fb) if k not in ignore and fa.get(k) != fb.get(k))

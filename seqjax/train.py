@@ -10,6 +10,16 @@ counted, and (unless ``train.skip_nonfinite``) the run stops at the next check w
 ``NonFiniteLossError`` that names the step, before writing another checkpoint, so the
 last good checkpoint is what a restart or a user finds.
 
+Killed at any moment (SIGKILL, power cut), a restart resumes from the newest complete
+checkpoint: orbax writes each one into ``<step>.orbax-checkpoint-tmp`` and renames it when
+done, and never lists an unrenamed one; the unlogged part of the current logging window is
+saved with the state, so the resumed logs equal an uninterrupted run's bit for bit. A newest
+checkpoint that does not restore (corrupt, truncated) is reported, moved aside to
+``<step>.corrupt-<stamp>`` and the one before it is used. SIGTERM or Ctrl-C (SIGINT) saves a
+checkpoint at the current step and raises ``TrainingInterrupted`` (a second Ctrl-C stops at
+once); a disk that fills up or turns read-only raises ``StorageError`` naming the file and the
+last complete checkpoint.
+
 Devices: the batch is split over the ``data`` axis of a mesh (seqjax.sharding); the state
 is replicated; jit partitions the step. Only process 0 writes logs and summaries.
 
@@ -24,11 +34,17 @@ from __future__ import annotations
 
 import copy
 import datetime
+import errno
 import itertools
 import json
 import os
+import re
 import shutil
+import signal
+import sys
+import threading
 import time
+import zlib
 from typing import Any
 
 import flax
@@ -41,15 +57,15 @@ import orbax.checkpoint as ocp
 
 from seqjax import config as config_lib
 from seqjax import diagnostics, models, plots, sharding
-from seqjax.logging import Writer, read_metrics
+from seqjax.logging import Writer, atomic_write, read_metrics
 from seqjax.tasks import get_task_class
 
 # Fields that may change between a run and its resumption: they change what is logged or
 # how long it runs, not the trajectory.
 RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.diagnostics_every",
-                     "train.keep_checkpoints", "train.resume", "mesh.data", "mesh.model",
-                     "distributed")
+                     "train.keep_checkpoints", "train.resume", "train.skip_nonfinite",
+                     "mesh.data", "mesh.model", "distributed")
 # Sweep fields that change only array contents: members differing in these can be vmapped.
 VMAPPABLE = ("seed", "train.learning_rate", "model.forget_bias", "model.recurrent_scale")
 DIAGNOSTICS_EXAMPLES = 64
@@ -57,6 +73,55 @@ DIAGNOSTICS_EXAMPLES = 64
 
 class NonFiniteLossError(RuntimeError):
     """The loss (or gradient) became NaN/Inf; raised with the step and what to try."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM/SIGINT arrived; the run stopped with a checkpoint of ``step`` (if step > 0)."""
+
+    def __init__(self, signum: int, step: int, checkpoint_dir: str, saved: bool):
+        self.signum, self.step, self.checkpoint_dir, self.saved = signum, step, checkpoint_dir, saved
+        where = (f"checkpoint of step {step} saved in {checkpoint_dir}" if saved else
+                 "no step was trained yet, so there is no checkpoint")
+        super().__init__(f"{signal.Signals(signum).name} received; stopped after step {step}, "
+                         f"{where}")
+
+
+class StorageError(RuntimeError):
+    """The workdir could not be written (disk full, read-only, no permission)."""
+
+
+# errno values that mean "this storage cannot take the run's files".
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                   errno.EFBIG, errno.ENOTDIR)
+
+
+class _StopSignals:
+    """Within the block, SIGTERM/SIGINT only record ``signum``; the loop checks it at the
+    next step boundary. The first signal restores the previous handlers, so a second
+    Ctrl-C interrupts at once. Outside the main thread nothing is installed."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum, self._previous = None, {}
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        self._restore()
+
+    def _restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        self._restore()
 
 
 @flax.struct.dataclass
@@ -132,8 +197,46 @@ def _prepare_workdir(config, workdir: str, is_main: bool) -> None:
 def _checkpoint_manager(directory: str, keep: int) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(
         os.path.join(os.path.abspath(directory), "checkpoints"),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        # cleanup: remove what a killed save left (<step>.orbax-checkpoint-tmp)
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                             cleanup_tmp_directories=True),
         item_names=("state", "data"))
+
+
+def _digest(tree) -> str:
+    """CRC-32 of every array of ``tree`` (bytes, dtype, shape), written with a checkpoint:
+    orbax reads back flipped bits in array data without complaint; this notices them."""
+    crc = 0
+    for leaf in jax.tree.leaves(jax.device_get(tree)):
+        a = np.ascontiguousarray(leaf)
+        crc = zlib.crc32(f"{a.dtype}{a.shape}".encode() + a.tobytes(), crc)
+    return f"{crc:08x}"
+
+
+def _storage_errno(e: BaseException) -> tuple[int | None, str | None]:
+    """(errno, file) of an OSError, or of the tensorstore error orbax raises instead
+    (``ValueError('RESOURCE_EXHAUSTED: Error writing local file "...": ... [os_error_code='28']')``),
+    looked for along the exception's causes."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno:
+            return e.errno, e.filename
+        code = re.search(r"os_error_code='?(\d+)", str(e))
+        if code:
+            path = re.search(r'local file "([^"]+)"', str(e))
+            return int(code.group(1)), path.group(1) if path else None
+        e = e.__cause__ or e.__context__
+    return None, None
+
+
+def _complete_steps(ckpt_dir: str) -> list[int]:
+    """Steps of the finished checkpoints in ``ckpt_dir`` (orbax renames a step's directory
+    to its bare number only once every file is written)."""
+    try:
+        return sorted(int(n) for n in os.listdir(ckpt_dir) if n.isdigit())
+    except OSError:
+        return []
 
 
 def _mean_metrics(rows: list[dict]) -> dict[str, float]:
@@ -287,6 +390,90 @@ class Trainer:
 
     def run(self):
         """Train; returns the summary dict (a list of them for a vmapped group)."""
+        with _StopSignals() as stop:
+            try:
+                return self._run(stop)
+            except (Exception, KeyboardInterrupt) as e:
+                self._settle()
+                code, filename = _storage_errno(e)
+                if code not in _STORAGE_ERRNOS:
+                    raise
+                raise StorageError(self._storage_message(code, filename)) from e
+
+    def _settle(self) -> None:
+        """After an error: let a checkpoint being written finish, so a rerun resumes from it."""
+        mngr = getattr(self, "_mngr", None)
+        if mngr is not None:
+            try:
+                mngr.wait_until_finished()
+                mngr.close()
+            except Exception:  # the save itself failed (disk full): it stays incomplete, unused
+                pass
+
+    def _storage_message(self, code: int, filename: str | None) -> str:
+        ckpt_dir = os.path.join(os.path.abspath(self.group_dir), "checkpoints")
+        steps = _complete_steps(ckpt_dir)
+        fix = {errno.ENOSPC: "Free some space", errno.EDQUOT: "Free some space",
+               errno.EFBIG: "Free some space", errno.ENOTDIR: "Choose a --workdir whose "
+               "parents are directories"}.get(code, "Make it writable")
+        if steps:
+            return (f"cannot write {filename or self.group_dir}: {os.strerror(code)}. The run "
+                    f"stopped; its newest complete checkpoint is step {steps[-1]} in {ckpt_dir}. "
+                    f"{fix} (or move the workdir to another disk) and rerun the same command "
+                    f"to resume from it.")
+        return (f"cannot write {filename or self.group_dir}: {os.strerror(code)}. {fix} (or "
+                f"choose a --workdir elsewhere) and rerun the same command; no checkpoint was "
+                f"written yet, so it starts from step 0.")
+
+    def _restore(self, mngr, state, iterators):
+        """(step, state, carried log window) from the newest checkpoint that restores.
+
+        A checkpoint that fails to restore (truncated or corrupt files, a partly deleted
+        directory) is reported and, once an older one restored, moved aside so that this
+        step can be saved again. If none restores, nothing is moved and the error says why.
+        """
+        steps = sorted(mngr.all_steps(), reverse=True)
+        ckpt_dir = str(mngr.directory)
+        failures = []
+        for step in steps:
+            try:
+                restored = mngr.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(state), data=ocp.args.JsonRestore()))
+                got = int(np.atleast_1d(jax.device_get(restored["state"].step))[0])
+                if got != step:
+                    raise ValueError(f"it holds the state of step {got}")
+                data = restored["data"]
+                if "digest" in data and _digest(restored["state"]) != data["digest"]:
+                    raise ValueError("its arrays do not match the checksum saved with them")
+                for it, s in zip(iterators, data["iterators"], strict=True):
+                    it.set_state(s)
+            except Exception as e:  # orbax/tensorstore raise many types for damaged files
+                text = (str(e).strip().splitlines() or [""])[0]
+                reason = f"{type(e).__name__}: {text[:300]}"
+                failures.append((step, reason))
+                print(f"warning: checkpoint step {step} in {ckpt_dir} does not restore ({reason})"
+                      + (f"; falling back to an older one" if step != steps[-1] else ""),
+                      file=sys.stderr, flush=True)
+                continue
+            if failures and self.is_main:
+                stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+                for bad, _ in failures:
+                    aside = os.path.join(ckpt_dir, f"{bad}.corrupt-{stamp}")
+                    os.rename(os.path.join(ckpt_dir, str(bad)), aside)
+                    print(f"warning: moved the damaged checkpoint to {aside}", file=sys.stderr)
+                mngr.reload()
+            carried = [[{k: np.asarray(float(v), dtype) for k, (v, dtype) in member.items()}
+                        for member in row] for row in data.get("pending", [])]
+            return step, restored["state"], carried
+        if failures:
+            raise ValueError(
+                f"no checkpoint in {ckpt_dir} restores ("
+                + "; ".join(f"step {s}: {r}" for s, r in failures)
+                + "); if the code changed since they were written, restore the old code; else "
+                  "move the checkpoints aside, or start anew with --config.train.resume=False")
+        return None, state, []
+
+    def _run(self, stop: _StopSignals):
         c, t = self.config, self.config.train
         wall_start = time.perf_counter()
         names = [w for _, w in self.members]
@@ -294,26 +481,22 @@ class Trainer:
             _prepare_workdir(mc, w, self.is_main)
         if self.vmapped:
             _prepare_group_dir(self.group_dir, self.members, self.is_main)
-        mngr = _checkpoint_manager(self.group_dir, t.keep_checkpoints)
+        mngr = self._mngr = _checkpoint_manager(self.group_dir, t.keep_checkpoints)
         with jax.numpy_dtype_promotion("standard"):
             states = [self.init_member(mc) for mc, _ in self.members]
         state = _stack(states) if self.vmapped else states[0]
         iterators = [self.task.train_iterator(mc.seed) for mc, _ in self.members] \
             if self.data_per_member else [self.task.train_iterator(c.seed)]
-        start = mngr.latest_step() if t.resume else None
+        start, carried = None, []  # carried: the logging window's rows before the checkpoint
+        if t.resume:
+            start, state, carried = self._restore(mngr, state, iterators)
         if start is not None:
-            restored = mngr.restore(start, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(state), data=ocp.args.JsonRestore()))
-            state = restored["state"]
-            for it, s in zip(iterators, restored["data"]["iterators"]):
-                it.set_state(s)
-            print(f"resuming {self.group_dir} from step {start}")
+            print(f"resuming {self.group_dir} from step {start}", flush=True)
         state = jax.device_put(state, sharding.replicated(self.mesh))
         writers = [Writer(w, enabled=self.is_main, resume_step=start) for w in names]
         if self.is_main and start is None:
             for mc, w in self.members:
-                with open(os.path.join(w, "config.json"), "w") as f:
-                    f.write(config_lib.to_json(mc))
+                atomic_write(os.path.join(w, "config.json"), config_lib.to_json(mc))
         start = start or 0
         heat = [self._diagnostics_history(w) if start else ([], []) for w in names]
 
@@ -328,9 +511,15 @@ class Trainer:
             return self._place(_stack(batches) if self.data_per_member else batches[0])
 
         def save(step):
+            # The unlogged rows of the current logging window go with the state, exactly
+            # (float32 -> repr -> float32), so a resumed run logs the same means.
+            window = [[{k: (repr(float(v)), str(np.asarray(v).dtype)) for k, v in m.items()}
+                       for m in row] for row in carried + [self._split(p) for p in pending]]
             mngr.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
-                data=ocp.args.JsonSave({"iterators": [it.get_state() for it in iterators]})))
+                data=ocp.args.JsonSave({"iterators": [it.get_state() for it in iterators],
+                                        "pending": window, "digest": _digest(state)})))
+            saved.append(step)
 
         def check_finite(step):
             firsts = np.atleast_1d(jax.device_get(state.first_nonfinite))
@@ -338,6 +527,7 @@ class Trainer:
             if bad and not t.skip_nonfinite:
                 mngr.wait_until_finished()
                 good = mngr.latest_step()
+                mngr.close()
                 for w in writers:
                     w.close()
                 where = "; ".join(f"{n} at step {s}" for n, s in bad)
@@ -346,8 +536,11 @@ class Trainer:
                     f"(run: {where}); the parameters were not updated with it. Try gradient "
                     f"clipping (--config.train.grad_clip=1.0), a lower learning rate (now "
                     f"{t.learning_rate:g}), or --config.train.skip_nonfinite=True to skip such "
-                    f"steps. Last good checkpoint: step {good} in "
-                    f"{os.path.join(self.group_dir, 'checkpoints')}.")
+                    f"steps. Last good checkpoint: " + (
+                        f"step {good} in {os.path.join(self.group_dir, 'checkpoints')}; rerun "
+                        f"on this workdir (with skip_nonfinite) to resume from it, or change "
+                        f"the optimizer with another --workdir." if good is not None else
+                        "none (no checkpoint was written before it)."))
 
         def diagnose(step, rows):
             hidden_all, g_all = diag_fn(state.params, self._place(self.diag_batch, eval_batch=True))
@@ -399,8 +592,24 @@ class Trainer:
                 w.write(0, r)
 
         pending, window_start, window_steps, overhead = [], time.perf_counter(), 0, 0.0
+        saved = [start]  # steps checkpointed (or restored) in this process
+
+        def interrupted(step):
+            """SIGTERM/SIGINT: checkpoint this step (unless it is NaN), close, raise."""
+            check_finite(step)
+            if saved[-1] != step:
+                save(step)
+            mngr.wait_until_finished()
+            mngr.close()
+            for w in writers:
+                w.close()
+            raise TrainingInterrupted(stop.signum, step, str(mngr.directory),
+                                      step in _complete_steps(str(mngr.directory)))
+
         step = start
         for step in range(start + 1, t.num_steps + 1):
+            if stop.signum:
+                interrupted(step - 1)
             if step > start + 1:
                 batch = next_batch()
             state, metrics = compiled_train(state, batch)
@@ -409,8 +618,9 @@ class Trainer:
             rows = [{} for _ in names]
             last = step == t.num_steps
             if step % t.log_every == 0 or last:
-                per_member = [_mean_metrics(ms) for ms in zip(*[self._split(p) for p in pending])]
-                pending = []
+                per_member = [_mean_metrics(ms) for ms in
+                              zip(*(carried + [self._split(p) for p in pending]))]
+                pending, carried = [], []
                 check_finite(step)
                 elapsed = time.perf_counter() - window_start
                 rate = window_steps / max(elapsed - overhead, 1e-9)  # training steps only
@@ -455,8 +665,7 @@ class Trainer:
                 "vmapped_members": len(self.members),
             }
             if self.is_main:
-                with open(os.path.join(w, "summary.json"), "w") as f:
-                    json.dump(summary, f, indent=2)
+                atomic_write(os.path.join(w, "summary.json"), json.dumps(summary, indent=2))
             summaries.append(summary)
         for w in writers:
             w.close()
