@@ -42,6 +42,15 @@ class _OneLine(std_logging.Filter):
         return True
 
 
+def _quiet_closed_loop(unraisable, default=sys.unraisablehook):
+    """After a checkpoint fails to restore, tensorstore still completes the reads orbax
+    started, into the event loop orbax has closed: a harmless 'Event loop is closed' per
+    read, printed as a traceback. Dropped; any other unraisable exception is printed."""
+    if not (isinstance(unraisable.exc_value, RuntimeError) and
+            "Event loop is closed" in str(unraisable.exc_value)):
+        default(unraisable)
+
+
 def _fail(message: str, code: int = 1):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -124,6 +133,7 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
         logging.get_absl_handler().addFilter(_OneLine())
+        sys.unraisablehook = _quiet_closed_loop
     config = _CONFIG.value
     if type(config).__name__ == "_ErrorConfig":  # ml_collections' stand-in for a failed load
         path = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "")

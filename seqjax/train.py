@@ -467,10 +467,10 @@ class Trainer:
             return step, restored["state"], carried
         if failures:
             raise ValueError(
-                f"no checkpoint in {ckpt_dir} restores ("
-                + "; ".join(f"step {s}: {r}" for s, r in failures)
-                + "); if the code changed since they were written, restore the old code; else "
-                  "move the checkpoints aside, or start anew with --config.train.resume=False")
+                f"no checkpoint in {ckpt_dir} restores (steps "
+                f"{', '.join(str(s) for s, _ in failures)}; the warnings above say why). If "
+                f"the code changed since they were written, run them with the old code; "
+                f"else move them aside, or start anew with --config.train.resume=False")
         return None, state, []
 
     def _run(self, stop: _StopSignals):

@@ -1,0 +1,78 @@
+"""Damaged checkpoints on disk: the run says which, moves it aside and uses the one before.
+
+Starts from a copy of the finished reference run (checkpoints 32, 36, 40): its two newest
+are damaged in two ways (one silently: a changed value that only the trainer's checksum
+notices; one loudly: a truncated file), so the restart falls back twice, to 32, trains 33..40 again and
+ends with the reference's metrics. If no checkpoint restores, the run stops with an error
+that lists why for each, and moves nothing.
+"""
+
+import shutil
+from pathlib import Path
+
+from tests.reliability import drill
+
+
+def rewrite_with_other_values(ckpt_root: Path, step: int) -> None:
+    """Rewrite checkpoint ``step`` as a valid orbax checkpoint whose parameters differ in one
+    value, beside the original JSON item (and its checksum): the silent kind of damage (a
+    flipped bit in array data reads back without any error from orbax)."""
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+    mngr = ocp.CheckpointManager(ckpt_root, item_names=("state", "data"))
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                          data=ocp.args.JsonRestore()))
+    state, data = jax.tree.map(np.array, restored["state"]), dict(restored["data"])
+    w = state["params"]["core"]["layer0"]["W_h"]
+    w.flat[0] = np.nextafter(w.flat[0], np.float32(np.inf))  # one bit of one value
+    shutil.rmtree(ckpt_root / str(step))
+    mngr.reload()
+    mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                            data=ocp.args.JsonSave(data)), force=True)
+    mngr.wait_until_finished()
+    mngr.close()
+
+
+def truncate_files(step_dir: Path, pattern: str) -> None:
+    for p in step_dir.glob(pattern):
+        if p.is_file() and p.name != "commit_success.txt":
+            with open(p, "r+b") as f:
+                f.truncate(p.stat().st_size // 2)
+
+
+def test_corrupt_newest_checkpoints_fall_back_to_the_previous(reference, cache_dir, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(reference["a"]["workdir"], workdir)
+    assert drill.complete_steps(workdir) == [32, 36, 40]
+    rewrite_with_other_values(workdir / "checkpoints", 40)
+    truncate_files(workdir / "checkpoints" / "36", "data/*")  # the iterator/JSON item
+    rc, child = drill.run(drill.cli(workdir, *drill.DRILL_ARGS), cache_dir, tmp_path / "logs")
+    err = child.stderr
+    assert rc == 0, err[-3000:]
+    print(err)
+    assert "warning: checkpoint step 40 in" in err and "does not restore (ValueError: its " \
+        "arrays do not match the checksum saved with them)" in err
+    assert "warning: checkpoint step 36 in" in err
+    assert child.resumed_from() == 32
+    aside = sorted(n for n in drill.checkpoint_names(workdir) if ".corrupt-" in n)
+    assert [n.split(".")[0] for n in aside] == ["36", "40"]  # kept, not deleted
+    assert drill.complete_steps(workdir) == [32, 36, 40]   # 36 and 40 written again
+    assert drill.metrics(workdir) == drill.metrics(reference["a"]["workdir"])
+
+
+def test_no_checkpoint_restores_is_an_error_and_moves_nothing(reference, cache_dir, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(reference["a"]["workdir"], workdir)
+    for step in (32, 36, 40):
+        truncate_files(workdir / "checkpoints" / str(step), "state/**/d/*")
+    before = drill.checkpoint_names(workdir)
+    rc, child = drill.run(drill.cli(workdir, *drill.DRILL_ARGS), cache_dir, tmp_path / "logs")
+    message = drill.error_paragraph(child.stderr)
+    print(message)
+    assert rc == 1 and drill.no_traceback(child.stderr)
+    assert message.startswith(f"error: no checkpoint in {workdir}/checkpoints restores (steps "
+                              f"40, 36, 32; the warnings above say why)")
+    assert all(f"warning: checkpoint step {s} in" in child.stderr for s in (40, 36, 32))
+    assert "--config.train.resume=False" in message
+    assert drill.checkpoint_names(workdir) == before
