@@ -2,7 +2,6 @@
 on tiny files the tests write, and on the project's shared files."""
 
 import gzip
-import json
 import os
 
 import numpy as np

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 
 from seqjax import seq2seq, text
 from seqjax.data import local
