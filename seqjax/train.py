@@ -398,6 +398,9 @@ class Trainer:
                 code, filename = _storage_errno(e)
                 if code not in _STORAGE_ERRNOS:
                     raise
+                # orbax's own writes fail without a file name: then it is the checkpoint that
+                # was being written (its failure surfaces at the next save or wait)
+                filename = filename or getattr(self, "_last_save", None)
                 raise StorageError(self._storage_message(code, filename)) from e
 
     def _settle(self) -> None:
@@ -413,17 +416,17 @@ class Trainer:
     def _storage_message(self, code: int, filename: str | None) -> str:
         ckpt_dir = os.path.join(os.path.abspath(self.group_dir), "checkpoints")
         steps = _complete_steps(ckpt_dir)
-        fix = {errno.ENOSPC: "Free some space", errno.EDQUOT: "Free some space",
-               errno.EFBIG: "Free some space", errno.ENOTDIR: "Choose a --workdir whose "
-               "parents are directories"}.get(code, "Make it writable")
+        fix = {errno.ENOSPC: "Free some space (or move the workdir to another disk)",
+               errno.EDQUOT: "Free some space (or move the workdir to another disk)",
+               errno.EFBIG: "Free some space (or move the workdir to another disk)",
+               errno.ENOTDIR: "A parent of the workdir is a file: choose another --workdir"
+               }.get(code, "Make it writable (or choose a --workdir elsewhere)")
+        what = f"cannot write {filename or self.group_dir}: {os.strerror(code)}."
         if steps:
-            return (f"cannot write {filename or self.group_dir}: {os.strerror(code)}. The run "
-                    f"stopped; its newest complete checkpoint is step {steps[-1]} in {ckpt_dir}. "
-                    f"{fix} (or move the workdir to another disk) and rerun the same command "
-                    f"to resume from it.")
-        return (f"cannot write {filename or self.group_dir}: {os.strerror(code)}. {fix} (or "
-                f"choose a --workdir elsewhere) and rerun the same command; no checkpoint was "
-                f"written yet, so it starts from step 0.")
+            return (f"{what} The run stopped; its newest complete checkpoint is step "
+                    f"{steps[-1]} in {ckpt_dir}. {fix}, then rerun the same command to "
+                    f"resume from it.")
+        return f"{what} {fix}, then run again (no checkpoint was written: it starts at step 0)."
 
     def _restore(self, mngr, state, iterators):
         """(step, state, carried log window) from the newest checkpoint that restores.
@@ -520,6 +523,7 @@ class Trainer:
                 data=ocp.args.JsonSave({"iterators": [it.get_state() for it in iterators],
                                         "pending": window, "digest": _digest(state)})))
             saved.append(step)
+            self._last_save = os.path.join(str(mngr.directory), f"{step}.orbax-checkpoint-tmp")
 
         def check_finite(step):
             firsts = np.atleast_1d(jax.device_get(state.first_nonfinite))

@@ -90,18 +90,48 @@ class Child:
 
     def wait(self, timeout: float = 600) -> int:
         try:
-            rc = self.proc.wait(timeout)
+            deadline = time.monotonic() + timeout
+            while self.proc.returncode is None:
+                pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+                if pid:  # reap it here, to read its CPU time
+                    self.proc.returncode = os.waitstatus_to_exitcode(status)
+                    self.cpu_s = usage.ru_utime + usage.ru_stime
+                    self.wall_s = time.monotonic() - self.start
+                    _log_cost(self)
+                elif time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(self.cmd, timeout)
+                else:
+                    time.sleep(0.01)
         finally:
             self._out.close()
             self._err.close()
-        return rc
+        return self.proc.returncode
 
     def send(self, sig: int) -> None:
-        if self.proc.poll() is None:
+        if self.alive():
             os.kill(self.proc.pid, sig)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        if self.proc.returncode is not None:
+            return False
+        pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+        if pid:
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            self.cpu_s = usage.ru_utime + usage.ru_stime
+            self.wall_s = time.monotonic() - self.start
+            _log_cost(self)
+            return False
+        return True
+
+
+def _log_cost(child: Child) -> None:
+    """``SEQJAX_DRILL_COSTS=<file>``: one JSON line per child (CPU and wall seconds)."""
+    path = os.environ.get("SEQJAX_DRILL_COSTS")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"cmd": " ".join(child.cmd[2:])[:160], "cpu_s": round(child.cpu_s, 2),
+                                "wall_s": round(child.wall_s, 2), "rc": child.proc.returncode})
+                    + "\n")
 
 
 def run(cmd, cache_dir, logdir, timeout: float = 600, **kw) -> tuple[int, Child]:
@@ -110,13 +140,15 @@ def run(cmd, cache_dir, logdir, timeout: float = 600, **kw) -> tuple[int, Child]
 
 
 def run_all(cmds: dict, cache_dir, logdir, parallel: int = 2, timeout: float = 600) -> dict:
-    """{name: (rc, Child)} of independent children, ``parallel`` at a time."""
+    """{name: (rc, Child)} of independent children, ``parallel`` at a time. ``cmds``:
+    {name: argv, or (argv, extra environment)}."""
     todo, running, done = list(cmds.items()), {}, {}
     deadline = time.monotonic() + timeout
     while todo or running:
         while todo and len(running) < parallel:
             name, cmd = todo.pop(0)
-            running[name] = Child(list(cmd), str(cache_dir), Path(logdir) / name)
+            cmd, extra = cmd if isinstance(cmd, tuple) else (cmd, {})
+            running[name] = Child(list(cmd), str(cache_dir), Path(logdir) / name, extra)
         for name, child in list(running.items()):
             if not child.alive():
                 done[name] = (child.wait(), child)

@@ -10,6 +10,8 @@ that lists why for each, and moves nothing.
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.reliability import drill
 
 
@@ -41,13 +43,27 @@ def truncate_files(step_dir: Path, pattern: str) -> None:
                 f.truncate(p.stat().st_size // 2)
 
 
-def test_corrupt_newest_checkpoints_fall_back_to_the_previous(reference, cache_dir, tmp_path):
-    workdir = tmp_path / "run"
-    shutil.copytree(reference["a"]["workdir"], workdir)
-    assert drill.complete_steps(workdir) == [32, 36, 40]
-    rewrite_with_other_values(workdir / "checkpoints", 40)
-    truncate_files(workdir / "checkpoints" / "36", "data/*")  # the iterator/JSON item
-    rc, child = drill.run(drill.cli(workdir, *drill.DRILL_ARGS), cache_dir, tmp_path / "logs")
+@pytest.fixture(scope="module")
+def runs(reference, cache_dir, tmp_path_factory):
+    """Both damaged workdirs, restarted side by side: {name: (rc, child, workdir)}."""
+    tmp = tmp_path_factory.mktemp("corruption")
+    fallback, none = tmp / "fallback", tmp / "none-restores"
+    for workdir in (fallback, none):
+        shutil.copytree(reference["a"]["workdir"], workdir)
+        assert drill.complete_steps(workdir) == [32, 36, 40]
+    rewrite_with_other_values(fallback / "checkpoints", 40)
+    truncate_files(fallback / "checkpoints" / "36", "data/*")  # the iterator/JSON item
+    for step in (32, 36, 40):
+        truncate_files(none / "checkpoints" / str(step), "state/**/d/*")
+    before = drill.checkpoint_names(none)
+    done = drill.run_all({w.name: drill.cli(w, *drill.DRILL_ARGS) for w in (fallback, none)},
+                         cache_dir, tmp / "logs")
+    return {name: (rc, child, tmp / name) for name, (rc, child) in done.items()} | \
+        {"before": before}
+
+
+def test_corrupt_newest_checkpoints_fall_back_to_the_previous(runs, reference):
+    rc, child, workdir = runs["fallback"]
     err = child.stderr
     assert rc == 0, err[-3000:]
     print(err)
@@ -61,13 +77,8 @@ def test_corrupt_newest_checkpoints_fall_back_to_the_previous(reference, cache_d
     assert drill.metrics(workdir) == drill.metrics(reference["a"]["workdir"])
 
 
-def test_no_checkpoint_restores_is_an_error_and_moves_nothing(reference, cache_dir, tmp_path):
-    workdir = tmp_path / "run"
-    shutil.copytree(reference["a"]["workdir"], workdir)
-    for step in (32, 36, 40):
-        truncate_files(workdir / "checkpoints" / str(step), "state/**/d/*")
-    before = drill.checkpoint_names(workdir)
-    rc, child = drill.run(drill.cli(workdir, *drill.DRILL_ARGS), cache_dir, tmp_path / "logs")
+def test_no_checkpoint_restores_is_an_error_and_moves_nothing(runs):
+    rc, child, workdir = runs["none-restores"]
     message = drill.error_paragraph(child.stderr)
     print(message)
     assert rc == 1 and drill.no_traceback(child.stderr)
@@ -75,4 +86,4 @@ def test_no_checkpoint_restores_is_an_error_and_moves_nothing(reference, cache_d
                               f"40, 36, 32; the warnings above say why)")
     assert all(f"warning: checkpoint step {s} in" in child.stderr for s in (40, 36, 32))
     assert "--config.train.resume=False" in message
-    assert drill.checkpoint_names(workdir) == before
+    assert drill.checkpoint_names(workdir) == runs["before"]

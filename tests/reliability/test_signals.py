@@ -2,8 +2,9 @@
 
 The run saves a checkpoint of the step it had reached, exits with 128 + the signal number
 and prints the command that resumes; that printed command, run as printed, resumes from the
-saved step. The drill chains them: SIGTERM, resume, SIGINT, resume to the end; the metrics
-then equal the uninterrupted run's.
+saved step. The drill chains them: SIGTERM, resume by the printed command, SIGINT; the logs
+so far then equal the uninterrupted run's up to that step. (The kill drill runs a resumed
+run to its end.)
 """
 
 import re
@@ -50,11 +51,11 @@ def test_sigterm_and_sigint_save_and_print_the_resume_command(reference, cache_d
 
     second = drill.Child(command, str(cache_dir), logs)
     int_step, command = _interrupt(second, signal.SIGINT, term_step + 3, workdir)
-    assert second.resumed_from() == term_step
 
-    rc, third = drill.run(command, cache_dir, logs)
-    assert rc == 0, third.stderr[-3000:]
-    assert third.resumed_from() == int_step
-    print(f"SIGTERM after step {term_step}, SIGINT after step {int_step}, both resumed")
-    # the checkpoint at a step off the logging grid (log_every=2) carried the open window
-    assert drill.metrics(workdir) == drill.metrics(reference["a"]["workdir"])
+    assert second.resumed_from() == term_step
+    print(f"SIGTERM after step {term_step}, SIGINT after step {int_step} (resumed from "
+          f"{term_step}); resume command: {' '.join(command[1:])}")
+    # the SIGTERM checkpoint, off the logging grid (log_every=2), carried the open window
+    uninterrupted = [r for r in drill.metrics(reference["a"]["workdir"]) if r["step"] <= int_step]
+    assert drill.metrics(workdir) == uninterrupted
+    assert (workdir / "checkpoints" / str(int_step)).is_dir()
