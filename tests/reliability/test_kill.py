@@ -7,8 +7,9 @@ of three kinds of moment, chosen at random (``SEQJAX_DRILL_SEED`` replays a sequ
   the next one (a ``<step>.orbax-checkpoint-tmp`` directory exists);
 * ``step``: a random 0-8 logged steps after the child completed a checkpoint past its resume
   point, plus a random 0-20 ms (so anywhere: training, logging, evaluating, saving);
-* ``startup``: a random 0.1-2.5 s after launch (imports, compilation, restore), or 4
-  steps in, whichever comes first.
+* ``startup``: a random 0.1-2.5 s after launch (imports), or as soon as the child says it
+  restored a checkpoint (while it rewrites the logs and compiles), or as soon as it says it
+  compiled the train step; or 4 steps in, whichever comes first.
 
 Checked after every kill: the next child resumes from the newest complete checkpoint on disk
 (never from a partial one, which orbax leaves as ``*.orbax-checkpoint-tmp``); at the end,
@@ -49,10 +50,14 @@ def kill_drill(workdir, args, kills, cache_dir, logdir, *, span=8):
             target = child.progress() + rng.randint(0, span)
             hit = hit and drill.wait_for(child, lambda: child.progress() >= target)
             time.sleep(rng.uniform(0, 0.02))
-        else:
+        else:  # imports, restore and the rewrite of the logs, or compilation
+            moment = rng.choice(("launch", "restored", "compiled"))
             delay = rng.uniform(0.1, 2.5)
-            hit = drill.wait_for(child, lambda: time.monotonic() - child.start > delay or
-                                 child.progress() >= base + 4)
+            marks = {"launch": lambda: time.monotonic() - child.start > delay,
+                     "restored": lambda: "resuming " in child.stdout or "compiled" in child.stdout,
+                     "compiled": lambda: "compiled the train step" in child.stdout}
+            hit = drill.wait_for(child, lambda: marks[moment]() or child.progress() >= base + 4)
+            mode = f"startup/{moment}"
         assert hit, (f"seed {seed}: round {len(log)} ({mode}) ended before its kill:\n"
                      f"{child.stderr[-2000:]}")
         saving = drill.partial_saves(workdir)
@@ -75,7 +80,7 @@ def kill_drill(workdir, args, kills, cache_dir, logdir, *, span=8):
 
 def _report(log):
     for i, k in enumerate(log):
-        print(f"kill {i + 1:2d} [{k['mode']:7s}] resumed from {k['resumed_from']}, killed after "
+        print(f"kill {i + 1:2d} [{k['mode']:17s}] resumed from {k['resumed_from']}, killed after "
               f"step {k['killed_after_step']}, partial save left: {k['partial_left'] or '-'}, "
               f"complete: {k['complete_after']}")
 
