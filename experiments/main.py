@@ -17,6 +17,7 @@ import difflib
 import logging as std_logging
 import os
 import re
+import runpy
 import shlex
 import sys
 
@@ -82,11 +83,27 @@ def _last_line(e: BaseException) -> str:
     return errors[-1] if errors else (lines[-1] if lines else type(e).__name__)
 
 
+def _in_config(key: str, argv) -> bool:
+    """Whether the config of ``--config=file[:variant]`` has the dotted ``key`` (its sweep
+    fields, say, which base_config does not list)."""
+    try:
+        arg = next(a.split("=", 1)[1] for a in argv if a.startswith("--config="))
+        path, _, variant = arg.partition(":")
+        get_config = runpy.run_path(path)["get_config"]
+        node = get_config(variant) if variant else get_config()
+        for part in key.split("."):
+            node = node[part]
+        return True
+    except Exception:  # no loadable config, or no such key
+        return False
+
+
 def _flag_error(e: Exception, argv) -> str:
     """One clear line for a flag that did not parse."""
     for key, value in _overrides(argv):
         known = _known_keys(key.startswith("task."))
-        if key not in known and not any(k.startswith(key + ".") for k in known):
+        if key not in known and not any(k.startswith(key + ".") for k in known) \
+                and not _in_config(key, argv):
             close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else (
                 "; the config keys are the fields of base_config() in seqjax/config.py")
