@@ -1,8 +1,10 @@
 """The fused unrolls (seqjax.fast) against impl="scan": values and gradients, every path.
 
-Compile time dominates (about a second per jitted function on a 2-core CPU), so each test
-compiles ONE function that runs every variant of a cell — impl × reverse × lengths, with
-and without probes — and compares them all with the plain scan inside the same program.
+Compile time dominates on a 2-core CPU (about a second per jitted function), so the
+reference (impl="scan") of every variant of a cell is ONE compiled program, and every fast
+variant of the cell another.
+The variants cover reverse × lengths (full / ragged, with an empty example) for every cell,
+with probes (∂L/∂h_t) on the diagonal, and every residual mode of the custom VJP.
 """
 
 import functools
@@ -23,12 +25,29 @@ CELL_NAMES = sorted(CELL_CASES)
 # branch (reverse, masking, probes) runs alone and with each other one.
 VARIANTS = [(False, "full", False), (True, "full", True), (False, "ragged", True),
             (True, "ragged", False)]
-# impl -> cells it is checked on (all four variants each). "fused_chunked" (the CPU default)
-# runs every cell's maths inside the chunk loop; "fused" (every step stored) runs the same
-# per-cell maths over the whole sequence, so one cell covers its extra plumbing; "fused"
-# with remat=True is routed to the chunked path (checked once).
-FAST = {("fused_chunked", False): CELL_NAMES, ("fused", False): ["lstm"],
-        ("fused", True): ["lstm"]}
+# Fast paths: name -> (run(cell, params, xs, carry, lengths, reverse, probes), variants, cells).
+# With T = 6: "carries" in chunks of 4 (padded to 8 with masked steps: two chunks, the
+# residuals rebuilt by matmul) runs every variant of every cell; "fused" as registered
+# (tiny problem: every step's residuals stored, one chunk) and "fused_chunked" (chunk-start
+# checkpoints, chunks of 2: three chunks, each rerun) run a subset; so does remat=True,
+# which routes "fused" to the chunk-start checkpoints.
+FAST = {
+    "carries/K=4": (lambda c, p, x, h, l, r, pr: fast.fused_unroll(
+        c, p, x, h, l, pr, reverse=r, mode="carries", K=4), VARIANTS, CELL_NAMES),
+    "all/K=4": (lambda c, p, x, h, l, r, pr: fast.fused_unroll(
+        c, p, x, h, l, pr, reverse=r, mode="all", K=4), VARIANTS[1:3], ["lstm"]),
+    "fused": (lambda c, p, x, h, l, r, pr: U.unroll(
+        c, p, x, h, lengths=l, reverse=r, probes_BxTxH=pr, impl="fused"),
+        VARIANTS[2:], CELL_NAMES),
+    "fused_chunked": (lambda c, p, x, h, l, r, pr: U.unroll(
+        c, p, x, h, lengths=l, reverse=r, probes_BxTxH=pr, impl="fused_chunked"),
+        VARIANTS[1:3], CELL_NAMES),
+    "fused+remat": (lambda c, p, x, h, l, r, pr: U.unroll(
+        c, p, x, h, lengths=l, reverse=r, probes_BxTxH=pr, impl="fused", remat=True),
+        VARIANTS[3:], ["lstm"]),
+}
+SCAN = lambda c, p, x, h, l, r, pr: U.unroll(c, p, x, h, lengths=l, reverse=r,
+                                             probes_BxTxH=pr, impl="scan")
 
 
 def weighted_loss(final, hs):
@@ -38,11 +57,10 @@ def weighted_loss(final, hs):
     return jnp.sum(hs * w_h) + w_c
 
 
-def outputs_and_grads(cell, impl, remat, reverse, lengths, params, xs, carry, probes=None):
+def outputs_and_grads(run, cell, params, xs, carry, lengths, reverse, probes):
     """((final, hs), d loss / d(params, xs, carry[, probes])) of one unroll variant."""
     def loss(params, xs, carry, probes):
-        final, hs = U.unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse,
-                             remat=remat, impl=impl, probes_BxTxH=probes)
+        final, hs = run(cell, params, xs, carry, lengths, reverse, probes)
         return weighted_loss(final, hs), (final, hs)
 
     argnums = (0, 1, 2) if probes is None else (0, 1, 2, 3)
@@ -50,32 +68,44 @@ def outputs_and_grads(cell, impl, remat, reverse, lengths, params, xs, carry, pr
     return out, grads
 
 
-def fast_variants(name):
-    return [(impl, remat, *v) for (impl, remat), names in FAST.items() if name in names
-            for v in VARIANTS if remat is False or v == VARIANTS[-1]]
-
-
-@functools.lru_cache(maxsize=None)
-def all_variants(name):
-    """Every checked variant of cell `name` and its scan reference, from ONE compiled function.
-
-    Returns {(impl, remat, reverse, lengths, probes): (outputs, grads)}.
-    """
+def problem(name):
     cell, params, xs, carry = make_problem(name)
     B, T, _ = xs.shape
     probes = 0.1 * jax.random.normal(jax.random.key(7), (B, T, cell.hidden_size(params)))
+    return cell, params, xs, carry, probes
+
+
+def variant_args(variant, probes, ragged):
+    reverse, lengths, with_probes = variant
+    return ragged if lengths == "ragged" else None, reverse, probes if with_probes else None
+
+
+@functools.lru_cache(maxsize=None)
+def references(name):
+    """impl="scan" for every variant (one compiled program): {variant: (outputs, grads)}."""
+    cell, params, xs, carry, probes = problem(name)
 
     @jax.jit
-    def run(params, xs, carry, ragged, probes):
-        out = {}
-        for v in [("scan", False, *v) for v in VARIANTS] + fast_variants(name):
-            impl, remat, reverse, lengths, with_probes = v
-            out[v] = outputs_and_grads(cell, impl, remat, reverse,
-                                       ragged if lengths == "ragged" else None, params, xs,
-                                       carry, probes if with_probes else None)
-        return out
+    def run_all(params, xs, carry, ragged, probes):
+        return {v: outputs_and_grads(SCAN, cell, params, xs, carry,
+                                     *variant_args(v, probes, ragged)) for v in VARIANTS}
 
-    return run(params, xs, carry, jnp.array(RAGGED), probes)
+    return run_all(params, xs, carry, jnp.array(RAGGED), probes)
+
+
+@functools.lru_cache(maxsize=None)
+def fast_results(name):
+    """Every fast variant of cell `name` from ONE compiled program: {(path, variant): ...}."""
+    cell, params, xs, carry, probes = problem(name)
+
+    @jax.jit
+    def run_all(params, xs, carry, ragged, probes):
+        return {(path, v): outputs_and_grads(run, cell, params, xs, carry,
+                                             *variant_args(v, probes, ragged))
+                for path, (run, variants, names) in FAST.items() if name in names
+                for v in variants}
+
+    return run_all(params, xs, carry, jnp.array(RAGGED), probes)
 
 
 def assert_trees_close(a, b, **tol):
@@ -86,32 +116,33 @@ def assert_trees_close(a, b, **tol):
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_fast_paths_equal_scan(name):
     """Outputs, final carry and gradients wrt params, inputs, initial carry (and probes)."""
-    results = all_variants(name)
-    assert len(results) == 4 + len(fast_variants(name))
-    for v in fast_variants(name):
-        impl, remat, reverse, lengths, probes = v
-        out, grads = results[v]
-        ref_out, ref_grads = results["scan", False, reverse, lengths, probes]
+    refs, results = references(name), fast_results(name)
+    expected = sum(len(vs) for _, vs, names in FAST.values() if name in names)
+    assert len(results) == expected >= 6
+    for (path, v), (out, grads) in results.items():
+        ref_out, ref_grads = refs[v]
         try:
             assert_trees_close(out, ref_out, rtol=2e-5, atol=2e-6)
             assert_trees_close(grads, ref_grads)
         except AssertionError as e:
-            raise AssertionError(f"{name} {impl} remat={remat} reverse={reverse} "
-                                 f"lengths={lengths} probes={probes}: {e}") from None
+            raise AssertionError(f"{name} {path} (reverse, lengths, probes)={v}: {e}") from None
 
 
 def test_ragged_padding_gets_zero_output_and_gradient():
     """Masked steps of a fast path: zero outputs, zero input gradient, carry untouched."""
     pad = np.arange(6)[None, :] >= RAGGED[:, None]  # (B, T) padded positions
     carry0 = make_problem("lstm")[3]
-    for v, ((final, hs), grads) in all_variants("lstm").items():
-        if v[0] == "scan" or v[3] != "ragged":
+    checked = 0
+    for (path, v), ((final, hs), grads) in fast_results("lstm").items():
+        if v[1] != "ragged":
             continue
         g_xs = grads[1]
-        assert np.all(np.asarray(hs)[pad] == 0.0), v
-        assert np.all(np.asarray(g_xs)[pad] == 0.0), v
-        assert np.all(np.asarray(g_xs)[~pad].any(axis=-1)), v
+        assert np.all(np.asarray(hs)[pad] == 0.0), (path, v)
+        assert np.all(np.asarray(g_xs)[pad] == 0.0), (path, v)
+        assert np.all(np.asarray(g_xs)[~pad].any(axis=-1)), (path, v)
         np.testing.assert_array_equal(final.c[1], carry0.c[1])  # length 0: carry kept
+        checked += 1
+    assert checked >= 4
 
 
 def test_check_grads_finite_differences():
@@ -166,6 +197,14 @@ def test_chunk_length_is_about_sqrt_T_and_tiles_the_sequence():
     assert fast.chunk_length(997) == 32  # prime: padded to 1024 with masked steps
 
 
+def test_storage_plan_stores_everything_only_below_the_budget():
+    lstm, gru = cells.get_cell("lstm"), cells.get_cell("gru")
+    assert fast.storage_plan(lstm, B=32, T=100, H=128) == ("all", 100)  # 9.8 MB of residuals
+    assert fast.storage_plan(lstm, B=16, T=1000, H=128) == ("carries", 64)  # 49 MB
+    assert fast.storage_plan(gru, B=64, T=500, H=256) == ("carries", 16)
+    assert fast.storage_plan(lstm, B=1, T=10, H=4) == ("all", 10)
+
+
 def test_default_impl_and_config_resolution():
     assert fast.default_impl("cpu") in U.IMPLS
     assert fast.default_impl("some-new-backend") == "scan"
@@ -181,7 +220,10 @@ def test_unsupported_cell_raises_naming_scan():
         name = "odd"
 
     cell = Odd()
-    _, params, xs, _ = make_problem("rnn")
+    _, params, xs, carry = make_problem("rnn")
+    with pytest.raises(ValueError, match=r"unknown residual mode 'some'; allowed: all, "
+                                         r"carries, starts"):
+        fast.fused_unroll(cells.get_cell("rnn"), params, xs, carry, mode="some")
     with pytest.raises(ValueError, match=r"impl='fused' supports the cells gru, lstm, rnn; "
                                          r"got cell 'odd'; use impl='scan'"):
         U.unroll(cell, params, xs, impl="fused")
