@@ -174,6 +174,24 @@ def wait_for(child: Child, condition, timeout: float = 300, poll: float = 0.002)
     return False
 
 
+def config_json(args) -> str:
+    """The config.json a run of ``args`` (``--config=file:variant``, ``--config.x.y=v``)
+    writes, made without running it."""
+    import ast
+    import runpy
+    from seqjax import config as config_lib
+    path, _, variant = next(a for a in args if a.startswith("--config="))[9:].partition(":")
+    config = runpy.run_path(str(REPO / path))["get_config"](variant)
+    for a in args:
+        if a.startswith("--config."):
+            *parents, leaf = a[9:].split("=", 1)[0].split(".")
+            node = config
+            for part in parents:
+                node = node[part]
+            node[leaf] = type(node[leaf])(ast.literal_eval(a.split("=", 1)[1]))
+    return config_lib.to_json(config)
+
+
 def checkpoint_names(workdir) -> list[str]:
     try:
         return sorted(os.listdir(Path(workdir) / "checkpoints"))
