@@ -38,10 +38,14 @@ def _build_reference(path, cache_dir):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _reference_started(shared_root, cache_dir):
-    """Starts the reference runs in the background as the first drill starts, so the bad-
-    input children (which need neither them nor much of the cache) run meanwhile."""
+def _reference_started(request, shared_root, cache_dir):
+    """Starts the reference runs in the background as the first drill starts (if a selected
+    test needs them), so the bad-input children (which need neither them nor much of the
+    cache) run meanwhile."""
     box = {}
+    if not any("reference" in item.fixturenames for item in request.session.items):
+        yield None, box
+        return
 
     def build():
         try:
@@ -62,6 +66,7 @@ def reference(_reference_started):
     ``c`` with seed 1 and 2 steps (the constant learning rate makes its first rows those of a
     40-step run). Returns {name: {"workdir", "rc", "stdout", "stderr"}}."""
     thread, box = _reference_started
+    assert thread is not None, "the reference runs were not started"
     thread.join()
     if "error" in box:
         raise box["error"]

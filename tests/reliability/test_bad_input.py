@@ -3,17 +3,21 @@ traceback, nothing trained. Every case is a real ``python -m experiments.main`` 
 cases run two at a time (one fixture) and each is checked by its own test.
 
 Real-data cases use the monthly-sunspots builder (the smallest raw file: one CSV) and need
-the shared raw data (../shared/data/monthly_sunspots) only for "seq_len longer than the data".
+the shared raw data ($SEQJAX_SHARED_DATA, default ../shared/data: monthly_sunspots/) only
+for "seq_len longer than the data".
 """
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from tests.reliability import drill
 
 SMOKE = "--config=configs/adding.py:smoke"
-SUNSPOTS_RAW = drill.REPO.parent / "shared" / "data" / "monthly_sunspots"
+SUNSPOTS_RAW = Path(os.environ.get("SEQJAX_SHARED_DATA", drill.REPO.parent / "shared" / "data"),
+                    "monthly_sunspots").resolve()
 
 # name: (arguments, the start of the expected error message; {tmp} and {workdir} filled in)
 CASES = {
