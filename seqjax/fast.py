@@ -82,6 +82,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
+
 from seqjax import cells as C
 from seqjax.unroll import IMPLS, register_impl
 
@@ -134,7 +136,10 @@ def _inputs(valid_TxB, probes_TxBxH, **arrays):
 
 
 def _total_dh(dh_BxH, inp):
-    """Total gradient reaching h_t: from the next step plus from the output (zero if padded)."""
+    """Total gradient reaching h_t: from the next step plus from the output (zero if padded;
+    absent when the loss does not use the outputs)."""
+    if "dhs" not in inp:
+        return dh_BxH
     return dh_BxH + _zero_padded(inp.get("valid"), inp["dhs"])
 
 
@@ -153,13 +158,14 @@ def _matmul(a_TxBxF, W_FxG):
     return (_rows(a_TxBxF) @ W_FxG).reshape(T, B, -1)
 
 
-def _param_grads(params, x_TxBxD, dGx_TxBxG, hprev_TxBxH, dGh_TxBxG):
-    """dW_x, dW_h, db and dX from the gate gradients of a chunk (module docstring, step 3)."""
+def _param_grads(params, x_TxBxD, dGx_TxBxG, hprev_TxBxH, dGh_TxBxG, need_dx=True):
+    """dW_x, dW_h, db and dX (None unless need_dx) from the gate gradients of a chunk
+    (module docstring, step 3)."""
     dGx_NxG = _rows(dGx_TxBxG)
     grads = {"W_x": _rows(x_TxBxD).T @ dGx_NxG,
              "W_h": _rows(hprev_TxBxH).T @ _rows(dGh_TxBxG),
              "b": jnp.sum(dGx_NxG, axis=0)}
-    return grads, _matmul(dGx_TxBxG, params["W_x"].T)
+    return grads, _matmul(dGx_TxBxG, params["W_x"].T) if need_dx else None
 
 
 def _probe_grads(out, valid_TxB):
@@ -215,7 +221,7 @@ class _RNN(NamedTuple):
         return carries[0]
 
     def backward(self, params, x_TxBxD, xw_TxBxH, h_TxBxH, start, dcarry, dhs_TxBxH,
-                 valid_TxB, probes_TxBxH, *, reverse, unroll):
+                 valid_TxB, probes_TxBxH, *, reverse, unroll, need_dx=True):
         h_pre = h_TxBxH if probes_TxBxH is None else h_TxBxH - probes_TxBxH
         W_hT = params["W_h"].T
 
@@ -230,7 +236,7 @@ class _RNN(NamedTuple):
         scanned = _inputs(valid_TxB, probes_TxBxH, dact=self.dact(h_pre), dhs=dhs_TxBxH)
         dh0, out = jax.lax.scan(step, dcarry[0], scanned, reverse=not reverse, unroll=unroll)
         hprev = _prev_hidden(h_TxBxH, start[0], valid_TxB, reverse)
-        grads, dx = _param_grads(params, x_TxBxD, out["dG"], hprev, out["dG"])
+        grads, dx = _param_grads(params, x_TxBxD, out["dG"], hprev, out["dG"], need_dx)
         return grads, dx, (dh0,), _probe_grads(out, valid_TxB)
 
 
@@ -300,7 +306,7 @@ class _LSTM(NamedTuple):
         return _lstm_u(z), c_TxBxH, h_TxBxH
 
     def backward(self, params, x_TxBxD, xw_TxBx4H, res, start, dcarry, dhs_TxBxH, valid_TxB,
-                 probes_TxBxH, *, reverse, unroll):
+                 probes_TxBxH, *, reverse, unroll, need_dx=True):
         u, c, h = res
         h0, c0 = start
         i, f, g, o = _lstm_gates(u)
@@ -330,7 +336,7 @@ class _LSTM(NamedTuple):
         scanned = _inputs(valid_TxB, probes_TxBxH, A=A, beta=beta, f=f, dhs=dhs_TxBxH)
         dcarry0, out = jax.lax.scan(step, dcarry, scanned, reverse=not reverse, unroll=unroll)
         hprev = _prev_hidden(h, h0, valid_TxB, reverse)
-        grads, dx = _param_grads(params, x_TxBxD, out["dG"], hprev, out["dG"])
+        grads, dx = _param_grads(params, x_TxBxD, out["dG"], hprev, out["dG"], need_dx)
         return grads, dx, dcarry0, _probe_grads(out, valid_TxB)
 
 
@@ -386,7 +392,7 @@ class _GRU(NamedTuple):
         return _matmul(hprev, params["W_h"]), h_TxBxH
 
     def backward(self, params, x_TxBxD, xw_TxBx3H, res, start, dcarry, dhs_TxBxH, valid_TxB,
-                 probes_TxBxH, *, reverse, unroll):
+                 probes_TxBxH, *, reverse, unroll, need_dx=True):
         hw, h = res
         hprev = _prev_hidden(h, start[0], valid_TxB, reverse)
         r, z, hn, n = self.gates(xw_TxBx3H + params["b"][None, None], hw, params["b_hn"])
@@ -408,7 +414,7 @@ class _GRU(NamedTuple):
         dh0, out = jax.lax.scan(step, dcarry[0], scanned, reverse=not reverse, unroll=unroll)
         dh_all, dGh = out["dh"], out["dGh"]
         dGx = jnp.concatenate([dGh[..., :2 * a_n.shape[-1]], dh_all * a_n], axis=-1)
-        grads, dx = _param_grads(params, x_TxBxD, dGx, hprev, dGh)
+        grads, dx = _param_grads(params, x_TxBxD, dGx, hprev, dGh, need_dx)
         grads["b_hn"] = jnp.sum(_rows(dGh[..., 2 * a_n.shape[-1]:]), axis=0)
         dprobes = None if probes_TxBxH is None else dh_all
         return grads, dx, (dh0,), dprobes
@@ -464,15 +470,29 @@ def _fused(math, reverse, unroll, mode, K, params, x_TxBxD, carry, valid_TxB, pr
 
 def _fused_fwd(math, reverse, unroll, mode, K, params, x_TxBxD, carry, valid_TxB,
                probes_TxBxH):
+    # symbolic_zeros=True: every array argument arrives as CustomVJPPrimal(value, perturbed).
+    is_primal = lambda a: isinstance(a, CustomVJPPrimal)
+    need_dx = any(p.perturbed for p in jax.tree.leaves(x_TxBxD, is_leaf=is_primal))
+    params, x_TxBxD, carry, valid_TxB, probes_TxBxH = jax.tree.map(
+        lambda a: a.value, (params, x_TxBxD, carry, valid_TxB, probes_TxBxH), is_leaf=is_primal)
     save = {"all": "residuals", "carries": "carries", "starts": "h"}[mode]
     final, h_TxBxH, starts, saved = _chunked_forward(
         math, reverse, unroll, K, params, x_TxBxD, carry, valid_TxB, probes_TxBxH, save)
-    return (final, h_TxBxH), (params, x_TxBxD, valid_TxB, probes_TxBxH, starts, saved)
+    # need_dx travels in the residuals' pytree structure (a dict key), which is static.
+    x_res = {"x_needs_grad" if need_dx else "x": x_TxBxD}
+    return (final, h_TxBxH), (params, x_res, valid_TxB, probes_TxBxH, starts, saved)
 
 
 def _fused_bwd(math, reverse, unroll, mode, K, saved_, cts):
-    params, x_TxBxD, valid_TxB, probes_TxBxH, starts, saved = saved_
+    params, x_res, valid_TxB, probes_TxBxH, starts, saved = saved_
+    (need_dx, x_TxBxD), = [(k == "x_needs_grad", v) for k, v in x_res.items()]
     dfinal, dh_TxBxH = cts
+    # Symbolic zeros: an unused output (e.g. every h_t when the loss reads only the final
+    # carry) is never materialised; an unused final carry becomes zeros of its small shape.
+    if isinstance(dh_TxBxH, SymbolicZero):
+        dh_TxBxH = None
+    dfinal = tuple(jnp.zeros(d.shape, d.dtype) if isinstance(d, SymbolicZero) else d
+                   for d in dfinal)
 
     # Per chunk, last processed first: its residuals (stored, rebuilt from the stored
     # carries, or by rerunning its recurrence from its start carry), its backward scan and
@@ -489,8 +509,8 @@ def _fused_bwd(math, reverse, unroll, mode, K, saved_, cts):
             res = math.forward(params, xw, start, valid, probe, reverse=reverse, unroll=unroll,
                                save="residuals")[2]
         g, dx, dcarry, dprobe = math.backward(params, inp["x"], xw, res, start, dcarry,
-                                              inp["dhs"], valid, probe, reverse=reverse,
-                                              unroll=unroll)
+                                              inp.get("dhs"), valid, probe, reverse=reverse,
+                                              unroll=unroll, need_dx=need_dx)
         return (dcarry, jax.tree.map(jnp.add, grads, g)), (dx, dprobe)
 
     scanned = _inputs(_chunks(valid_TxB, K), _chunks(probes_TxBxH, K), x=_chunks(x_TxBxD, K),
@@ -503,7 +523,7 @@ def _fused_bwd(math, reverse, unroll, mode, K, saved_, cts):
     return grads, _unchunk(dx), dcarry0, None, _unchunk(dprobes)
 
 
-_fused.defvjp(_fused_fwd, _fused_bwd)
+_fused.defvjp(_fused_fwd, _fused_bwd, symbolic_zeros=True)
 
 
 def fused_unroll(cell, params, xs_BxTxD, carry, lengths=None, probes_BxTxH=None, *,
