@@ -62,6 +62,9 @@ def forecast_config(dataset: str, window: int, season: int, variant: str, *, log
     return c
 
 
+VARIANTS = ("smoke", "cpu", "gpu", "tpu", "tutorial")
+
+
 def get_config(variant: str = "cpu"):
     if variant == "tutorial":
         c = forecast_config("airline_passengers", 1, 12, "cpu")

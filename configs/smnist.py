@@ -40,6 +40,10 @@ def parse_variant(variant: str) -> tuple[str, str]:
     return inp, size
 
 
+VARIANTS = tuple(f"{i}:{s}" for i in ("rows", "pixels", "permuted")
+                 for s in ("smoke", "cpu", "gpu", "tpu"))
+
+
 def get_config(variant: str = "rows"):
     inp, size = parse_variant(variant)
     c = base_config()

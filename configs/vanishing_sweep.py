@@ -19,6 +19,8 @@ Expected at init, T=100: tanh RNN 4e-3 to 3e-2; LSTM forget bias 0 ≈ 1e-14, 1 
 
 from configs.adding import get_config as adding_config
 
+VARIANTS = ("init", "train", "smoke")
+
 INIT_ARMS = (
     "tanh RNN rho=0.9: model.cell=rnn, model.recurrent_scale=0.9",
     "tanh RNN rho=1.0: model.cell=rnn, model.recurrent_scale=1.0",

@@ -38,9 +38,14 @@ def adding_run(tmp_path_factory):
 # ----------------------------------------------------------------- configs
 
 
-@pytest.mark.parametrize("name", CONFIG_FILES)
-@pytest.mark.parametrize("variant", ["smoke", "cpu", "gpu", "tpu"])
+DEFAULT_VARIANTS = ("smoke", "cpu", "gpu", "tpu")
+CONFIG_VARIANTS = [(name, v) for name in CONFIG_FILES for v in getattr(
+    importlib.import_module(f"configs.{name}"), "VARIANTS", DEFAULT_VARIANTS)]
+
+
+@pytest.mark.parametrize("name,variant", CONFIG_VARIANTS)
 def test_every_config_and_variant_loads_and_validates(name, variant):
+    """Every variant a config declares (VARIANTS, default smoke/cpu/gpu/tpu) loads and validates."""
     from seqjax import config as config_lib
     from seqjax.tasks import get_task_class
     c = load_config(name, variant)
