@@ -27,6 +27,17 @@ from seqjax.unroll import unroll
 Array = jax.Array
 
 
+def safe_norm(x: Array, axis=-1) -> Array:
+    """‖x‖₂ along ``axis`` without underflow: scaled by max|x| before squaring.
+
+    A plain norm squares each entry, so in float32 any norm below ~1e-19 becomes 0 — exactly
+    the range where vanishing gradients live (e.g. minGRU at init: ~2e-29).
+    """
+    scale = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
+    safe = jnp.where(scale > 0, scale, jnp.ones_like(scale))
+    return jnp.squeeze(safe, axis) * jnp.sqrt(jnp.sum(jnp.square(x / safe), axis=axis))
+
+
 def _probed_unroll(cell, params, xs_BxTxD, carry, p0_BxH, probes_BxTxH, **unroll_kw):
     carry = cell.with_hidden(carry, cell.hidden(carry) + p0_BxH)
     return unroll(cell, params, xs_BxTxD, carry, probes_BxTxH=probes_BxTxH, **unroll_kw)
@@ -64,8 +75,7 @@ def hidden_grads(cell, params, xs_BxTxD: Array,
 
 def hidden_grad_norms(cell, params, xs_BxTxD, loss_fn, carry=None, **unroll_kw) -> Array:
     """‖∂L/∂h_t‖₂ for t = 0..T and every example: shape (B, T+1)."""
-    return jnp.linalg.norm(hidden_grads(cell, params, xs_BxTxD, loss_fn, carry, **unroll_kw),
-                           axis=-1)
+    return safe_norm(hidden_grads(cell, params, xs_BxTxD, loss_fn, carry, **unroll_kw), axis=-1)
 
 
 def jacobian_norms(cell, params, xs_BxTxD, carry=None, *, ord: str | int = "fro",

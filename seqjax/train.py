@@ -344,7 +344,7 @@ class Trainer:
 
         g_probes, g_params = jax.grad(loss_of, argnums=(0, 1))(probes, params)
         # The task loss is a mean over the batch: scale back to per-example gradients.
-        norms_BxT1 = jnp.linalg.norm(g_probes, axis=-1) * self.diag_shape[0]
+        norms_BxT1 = diagnostics.safe_norm(g_probes, axis=-1) * self.diag_shape[0]
         return jnp.mean(norms_BxT1, axis=0), g_params
 
     # ---- helpers over members

@@ -149,3 +149,9 @@ def test_bad_arguments():
         diagnostics.jacobian_norms(cell, params, xs, carry, ord=1)
     with pytest.raises(ValueError, match=r"forward unrolls; got reverse=True"):
         diagnostics.jacobian_norms(cell, params, xs, carry, reverse=True)
+
+
+def test_safe_norm_does_not_underflow():
+    x = jnp.array([[3e-25, 4e-25], [0.0, 0.0], [3.0, 4.0]], jnp.float32)
+    assert float(jnp.linalg.norm(x[0])) == 0.0  # the plain norm loses it in float32
+    np.testing.assert_allclose(diagnostics.safe_norm(x, axis=-1), [5e-25, 0.0, 5.0], rtol=1e-6)
