@@ -296,8 +296,9 @@ class Trainer:
         """A member's initial state: its own seed, init options and learning rate."""
         root = jax.random.key(config.seed)
         example = jax.tree.map(lambda a: a[:2], self.eval_set[0])
-        params = self._model(config).init({"params": jax.random.fold_in(root, 0)},
-                                          example)["params"]
+        # jitted: one compile instead of an eager dispatch (and compile) per init op
+        params = jax.jit(self._model(config).init)({"params": jax.random.fold_in(root, 0)},
+                                                   example)["params"]
         return TrainState(step=jnp.array(0, jnp.int32), params=params,
                           opt_state=make_optimizer(config.train).init(params),
                           rng=jax.random.key_data(jax.random.fold_in(root, 2)),
