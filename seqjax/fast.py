@@ -357,8 +357,8 @@ class _GRU(NamedTuple):
         """(r, z, hn, n) from x W_x + b and h W_h (any leading axes)."""
         H = hw_Bx3H.shape[-1] // 3
         b_hn = b_hn_H.reshape((1,) * (hw_Bx3H.ndim - 1) + (-1,))
-        r = jax.nn.sigmoid(xwb_Bx3H[..., :H] + hw_Bx3H[..., :H])
-        z = jax.nn.sigmoid(xwb_Bx3H[..., H:2 * H] + hw_Bx3H[..., H:2 * H])
+        rz = 0.5 + 0.5 * jnp.tanh(0.5 * (xwb_Bx3H[..., :2 * H] + hw_Bx3H[..., :2 * H]))
+        r, z = rz[..., :H], rz[..., H:]  # σ(x) = ½ + ½ tanh(x/2): one tanh for both gates
         hn = hw_Bx3H[..., 2 * H:] + b_hn
         n = jnp.tanh(xwb_Bx3H[..., 2 * H:] + r * hn)
         return r, z, hn, n
