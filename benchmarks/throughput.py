@@ -19,6 +19,8 @@ Protocol:
    and os.getloadavg(); blocks with foreign > --max-foreign cores are "contended" and
    dropped; rounds continue until every contender has --min-clean clean blocks or
    --max-minutes pass (then the table says how many clean blocks it rests on);
+   no round starts until other processes have used at most --max-foreign cores over 2 s
+   of idling (the script sleeps meanwhile);
 4. a 2048² float32 matmul is a contender too, so "% of peak" uses a peak measured under
    the same conditions.
 
@@ -436,12 +438,37 @@ def calibrate(c, block_s) -> int:
     return max(1, int(round(block_s / max(dt, 1e-6))))
 
 
+def foreign_load(seconds=2.0) -> float:
+    """Cores used by other processes while this one sleeps for `seconds`."""
+    probe = LoadProbe()
+    probe.start()
+    time.sleep(seconds)
+    return probe.stop()["foreign_cores"]
+
+
+def wait_for_quiet(max_foreign, deadline, log=print) -> bool:
+    """Sleep (using no CPU) until other processes use at most max_foreign cores."""
+    waited = 0
+    while time.time() < deadline:
+        f = foreign_load()
+        if f <= max_foreign:
+            return True
+        if waited % 60 == 0:
+            log(f"    waiting for a quiet machine: others use {f:.2f} cores")
+        time.sleep(8)
+        waited += 10
+    return False
+
+
 def time_interleaved(contenders, *, block_s, min_clean, max_rounds, max_minutes, max_foreign,
                      log=print):
     reps = {c.name: calibrate(c, block_s) for c in contenders}
     blocks = {c.name: [] for c in contenders}
     probe, t_end = LoadProbe(), time.time() + 60 * max_minutes
     for r in range(max_rounds):
+        # "repeat when quiet": no round starts while others keep the cores busy
+        if not wait_for_quiet(max_foreign, t_end, log) and r > 0:
+            break
         order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
         for c in order:
             probe.start()
@@ -512,12 +539,19 @@ def main(argv=None):
     ap.add_argument("--block-s", type=float, default=0.4)
     ap.add_argument("--min-clean", type=int, default=7)
     ap.add_argument("--max-rounds", type=int, default=60)
-    ap.add_argument("--max-minutes", type=float, default=6.0, help="per (cell, size)")
+    ap.add_argument("--max-minutes", type=float, default=15.0,
+                    help="per (cell, size), waiting for quiet included")
     ap.add_argument("--max-foreign", type=float, default=0.25,
                     help="drop blocks during which other processes used more cores")
     ap.add_argument("--tol", type=float, default=2e-3)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--render", default=None, metavar="JSON",
+                    help="print the markdown table of a results file and exit")
     args = ap.parse_args(argv)
+    if args.render:
+        with open(args.render) as f:
+            print(markdown(json.load(f)))
+        return None
 
     on_gpu = jax.default_backend() == "gpu"
     sizes = args.sizes.split(",") if args.sizes else list(GPU_SIZES if on_gpu else CPU_SIZES)
@@ -559,6 +593,30 @@ def main(argv=None):
         json.dump(out, f, indent=1, default=float)
     print(f"\nwrote {path}")
     return out
+
+
+def markdown(out) -> str:
+    """The RESULTS.md table of a results file: one row per (cell, size, contender)."""
+    lines = ["| cell | size | contender | tok/s median [min – max] | % of peak | "
+             "clean blocks | foreign cores | ÷ flax | ÷ torch |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for res in out["results"]:
+        rows = res["rows"]
+        flax = [n for n in rows if n.startswith("flax")]
+        torch = [n for n in rows if n.startswith("torch")]
+        for n, r in rows.items():
+            ratio = lambda peers: " / ".join(
+                f"{r['tok_s_median'] / rows[p]['tok_s_median']:.2f}" for p in peers)
+            mine = n.startswith("seqjax")
+            lines.append(
+                f"| {res['cell']} | {res['size']} | {n} | {r['tok_s_median']:,.0f} "
+                f"[{r['tok_s_min']:,.0f} – {r['tok_s_max']:,.0f}] | {r['pct_peak']:.0f}% | "
+                f"{r['clean_blocks']}/{r['blocks']} | {r['foreign_cores_median']:.2f} | "
+                f"{ratio(flax) if mine else ''} | {ratio(torch) if mine else ''} |")
+        lines.append(f"| {res['cell']} | {res['size']} | (matmul 2048² peak) | "
+                     f"{res['peak_gflops']:.0f} GFLOP/s | | {res['peak']['clean_blocks']}/"
+                     f"{res['peak']['blocks']} | | | |")
+    return "\n".join(lines)
 
 
 def print_table(cell_name, size, rows, pk, peak_flops):
