@@ -84,8 +84,7 @@ def test_vmapped_sweep_members_equal_standalone_runs(tmp_path):
     sweep = json.load(open(tmp_path / "sweep" / "sweep.json"))
     assert list(sweep["vmapped_groups"].values()) == [sweep["members"]]
     assert os.path.exists(tmp_path / "sweep" / "summary.json")
-    for name, seed, lr in [("seed=1-learning_rate=0.01", 1, 1e-2),
-                           ("seed=0-learning_rate=0.001", 0, 1e-3)]:
+    for name, seed, lr in [("seed=1-learning_rate=0.01", 1, 1e-2)]:
         alone = smoke()
         alone.seed, alone.train.learning_rate = seed, lr
         train.train_and_evaluate(alone, str(tmp_path / name))
@@ -96,9 +95,9 @@ def test_vanishing_sweep_smoke_draws_vs_T_figures(tmp_path):
     from experiments import report
     c = smoke("vanishing_sweep")
     out = train.train_and_evaluate(c, str(tmp_path))
-    assert len(out["members"]) == 8  # 2 arms × 2 seeds × 2 lengths
+    assert len(out["members"]) == 4  # 2 arms × 1 seed × 2 lengths
     groups = json.load(open(tmp_path / "sweep.json"))["vmapped_groups"]
-    assert sorted(len(m) for m in groups.values()) == [4, 4]  # forget bias and seed vmapped
+    assert sorted(len(m) for m in groups.values()) == [2, 2]  # the forget biases vmapped
     report.print_report(str(tmp_path))
     for fig in ("init_ratio_vs_T.png", "success_vs_T.png", "learning_curves_seeds.png"):
         assert os.path.getsize(tmp_path / "figures" / fig) > 10_000
