@@ -16,7 +16,6 @@ import ml_collections
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 MODEL_KINDS = ("recurrent", "feedforward")
-IMPL_CHOICES = ("auto", "scan", "fused", "parallel")
 HOIST_CHOICES = ("auto", "on", "off")
 
 
@@ -42,7 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.recurrent_init = "orthogonal"
     c.model.recurrent_scale = 1.0
     c.model.input_init = "glorot_uniform"
-    c.model.impl = "scan"                # unroll implementation (see seqjax.unroll.IMPLS)
+    c.model.impl = "auto"                # unroll implementation: "auto" = the fastest correct one
+                                         # for the backend (seqjax.fast.default_impl), or a key
+                                         # of seqjax.unroll.IMPLS (scan, fused, parallel, ...)
     c.model.unroll = 1
     c.model.remat = False
     c.model.hoist = "auto"
@@ -133,7 +134,9 @@ def validate(config, task_defaults: dict | None = None) -> None:
     if m.cell not in cells.CELLS:
         raise ValueError(f"model.cell={m.cell!r} is not a cell; valid cells: "
                          f"{', '.join(sorted(cells.CELLS))}")
-    _choice("model.impl", m.impl, IMPL_CHOICES)
+    import seqjax  # noqa: F401  (registers every impl)
+    from seqjax.unroll import IMPLS
+    _choice("model.impl", m.impl, ("auto",) + tuple(sorted(IMPLS)))
     _choice("model.hoist", m.hoist, HOIST_CHOICES)
     _choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _choice("train.schedule", t.schedule, SCHEDULES)

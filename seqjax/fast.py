@@ -536,6 +536,7 @@ def fused_unroll(cell, params, xs_BxTxD, carry, lengths=None, probes_BxTxH=None,
     if mode not in MODES:
         raise ValueError(f"unknown residual mode {mode!r}; allowed: {', '.join(MODES)}")
     math_ = _math_of(cell, impl)
+    params = dict(params.items())  # a plain dict: flax may hand a FrozenDict to a module
     B, T, _ = xs_BxTxD.shape
     x_TxBxD = jnp.swapaxes(xs_BxTxD, 0, 1)
     probes_TxBxH = None if probes_BxTxH is None else jnp.swapaxes(probes_BxTxH, 0, 1)
@@ -628,6 +629,7 @@ register_impl("fused_chunked", unroll_fused_chunked)
 # The fastest correct impl per backend, measured with benchmarks/throughput.py (see
 # benchmarks/RESULTS.md). Backends without a measurement keep the plain scan.
 DEFAULT_IMPLS = {"cpu": "fused"}
+FAST_CELLS = ("gru", "lstm", "rnn")  # the cells the fused impls implement
 
 
 def default_impl(backend: str | None = None) -> str:

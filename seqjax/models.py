@@ -34,19 +34,17 @@ def cell_options(model_config) -> tuple[dict, dict]:
     return step, init
 
 
-def resolve_impl(name: str) -> str:
-    """``model.impl``: "auto" means the fastest correct path for this backend."""
-    if name != "auto":
-        return name
-    try:
-        from seqjax.fast import default_impl
-    except ImportError:
+def resolve_impl(name: str, cell_name: str = "lstm") -> str:
+    """``model.impl``: "auto" means the fastest correct path for this backend and cell
+    (``seqjax.fast.default_impl``; cells without a fast path use "scan")."""
+    from seqjax import fast
+    if name == "auto" and cell_name not in fast.FAST_CELLS:
         return "scan"
-    return default_impl()
+    return fast.resolve_impl(name)
 
 
 def unroll_options(model_config) -> dict:
-    impl = resolve_impl(model_config.impl)
+    impl = resolve_impl(model_config.impl, model_config.cell)
     hoist = {"auto": None, "on": True, "off": False}[model_config.hoist]
     return dict(impl=impl, unroll=model_config.unroll, remat=model_config.remat, hoist=hoist)
 

@@ -65,7 +65,9 @@ from seqjax.tasks import get_task_class
 RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.diagnostics_every",
                      "train.keep_checkpoints", "train.resume", "train.skip_nonfinite",
-                     "mesh.data", "mesh.model", "distributed")
+                     "mesh.data", "mesh.model", "distributed",
+                     # performance knobs: the same maths (tested equal), other speed/memory
+                     "model.impl", "model.remat", "model.unroll", "model.hoist")
 # Sweep fields that change only array contents: members differing in these can be vmapped.
 VMAPPABLE = ("seed", "train.learning_rate", "model.forget_bias", "model.recurrent_scale")
 DIAGNOSTICS_EXAMPLES = 64

@@ -227,3 +227,16 @@ def test_unsupported_cell_raises_naming_scan():
     with pytest.raises(ValueError, match=r"impl='fused' supports the cells gru, lstm, rnn; "
                                          r"got cell 'odd'; use impl='scan'"):
         U.unroll(cell, params, xs, impl="fused")
+
+
+def test_fused_accepts_a_frozen_dict_of_params():
+    """flax hands a module's dict-valued param to the cell as a FrozenDict."""
+    from flax.core import FrozenDict
+    cell = cells.get_cell("lstm")
+    params = cell.init(jax.random.key(0), 3, 4)
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 3))
+    loss = lambda p: jnp.sum(U.unroll(cell, p, xs, impl="fused")[1] ** 2)
+    g_frozen = jax.grad(loss)(FrozenDict(params))
+    g_plain = jax.grad(loss)(params)
+    for k in params:
+        np.testing.assert_allclose(g_frozen[k], g_plain[k], rtol=1e-6)
