@@ -585,9 +585,13 @@ class Trainer:
             compiled_train = train_fn.lower(state, batch).compile()
             compile_s = time.perf_counter() - compile_start
         label = self.group_dir if self.vmapped else names[0]
-        print(f"[{label}] compiled the train step in {compile_s:.1f} s"
-              f"{f' ({len(names)} members vmapped)' if self.vmapped else ''} on "
-              f"{self.mesh.devices.size} device(s); training steps {start + 1}..{t.num_steps}")
+        members = f" ({len(names)} members vmapped)" if self.vmapped else ""
+        if compiled_train is None:
+            print(f"[{label}] measuring at step {start} only{members} "
+                  f"(train.num_steps={t.num_steps})")
+        else:
+            print(f"[{label}] compiled the train step in {compile_s:.1f} s{members} on "
+                  f"{self.mesh.devices.size} device(s); training steps {start + 1}..{t.num_steps}")
         last_eval: list = []
         if start == 0:
             rows = [{} for _ in names]
