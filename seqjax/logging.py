@@ -87,6 +87,9 @@ class Writer:
             return
         os.makedirs(workdir, exist_ok=True)
         path = self._path = os.path.join(workdir, "metrics.jsonl")
+        for name in ("metrics.jsonl", "config.json", "summary.json"):  # a killed atomic_write's
+            for stale in glob.glob(os.path.join(workdir, f"{name}.tmp-*")):
+                os.remove(stale)
         if resume_step is not None:
             keep = [r for r in read_metrics(workdir) if r.get("step", -1) <= resume_step]
             atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
@@ -145,7 +148,10 @@ class Writer:
         if self.enabled:
             with self._io(self._events_path()):
                 for k, v in arrays.items():
-                    self._tb.add_histogram(k, np.asarray(v, np.float32).ravel(), int(step))
+                    v = np.asarray(v, np.float32).ravel()
+                    v = v[np.isfinite(v)]  # an exploding gradient overflows to inf
+                    if v.size:  # (tensorboardX refuses an empty histogram)
+                        self._tb.add_histogram(k, v, int(step))
 
     def image(self, step: int, tag: str, rgb_HxWx3: np.ndarray) -> None:
         if self.enabled:

@@ -68,8 +68,16 @@ def _fig_to_rgb(fig) -> np.ndarray:
     return rgb
 
 
+def _log_norms(mat):
+    """log10 of gradient norms; overflowed (inf/nan) entries become nan (drawn blank)."""
+    mat = np.asarray(mat, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logm = np.log10(np.maximum(mat, 1e-30))
+    return np.where(np.isfinite(logm), logm, np.nan)
+
+
 def _draw_heatmap(ax, steps, mat, title):
-    logm = np.log10(np.maximum(mat, 1e-30))
+    logm = _log_norms(mat)
     im = ax.imshow(logm, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
                    extent=(-0.5, mat.shape[1] - 0.5, -0.5, len(steps) - 0.5))
     ticks = np.linspace(0, len(steps) - 1, min(6, len(steps))).round().astype(int)
@@ -156,9 +164,9 @@ def heatmaps(runs, path: str) -> str:
     fig, axes = plt.subplots(1, max(1, len(runs)), figsize=(4.8 * max(1, len(runs)), 3.6),
                              squeeze=False, layout="constrained")
     mats = [diagnostics_matrix(r["rows"]) for r in runs]
-    finite = [np.log10(np.maximum(m, 1e-30)) for _, m in mats]
-    vmin = min((f.min() for f in finite), default=0.0)
-    vmax = max((f.max() for f in finite), default=1.0)
+    finite = [f[np.isfinite(f)] for f in (_log_norms(m) for _, m in mats)]
+    vmin = min((f.min() for f in finite if f.size), default=0.0)
+    vmax = max((f.max() for f in finite if f.size), default=1.0)
     im = None
     for i, (ax, run, (steps, mat)) in enumerate(zip(axes[0], runs, mats)):
         im = _draw_heatmap(ax, steps, mat, f"{run['label']}: log10 ‖∂L/∂h_t‖")

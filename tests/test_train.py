@@ -215,3 +215,16 @@ def test_workdir_of_another_experiment_is_refused(adding_run, tmp_path):
     train.train_and_evaluate(c, workdir)
     assert json.load(open(os.path.join(workdir, "config.json")))["model"]["cell"] == "gru"
     assert len(glob.glob(workdir + ".old-*")) == 1  # the old run was moved aside, not lost
+
+
+def test_histograms_skip_non_finite_values(tmp_path):
+    """An exploding gradient (inf) must not crash the run's logging."""
+    from seqjax.logging import Writer
+    w = Writer(str(tmp_path))
+    w.histograms(1, {"grads/all_inf": np.full(4, np.inf), "grads/some": np.array([1.0, np.nan, 2.0])})
+    w.close()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(tmp_path), size_guidance={"histograms": 0})
+    acc.Reload()
+    assert acc.Tags()["histograms"] == ["grads/some"]
+    assert acc.Histograms("grads/some")[0].histogram_value.num == 2
