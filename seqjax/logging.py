@@ -150,8 +150,12 @@ class Writer:
                 for k, v in arrays.items():
                     v = np.asarray(v, np.float32).ravel()
                     v = v[np.isfinite(v)]  # an exploding gradient overflows to inf
-                    if v.size:  # (tensorboardX refuses an empty histogram)
+                    if not v.size:  # (tensorboardX refuses an empty histogram)
+                        continue
+                    try:
                         self._tb.add_histogram(k, v, int(step))
+                    except ValueError:  # values spanning ~1e38 overflow its binning
+                        pass
 
     def image(self, step: int, tag: str, rgb_HxWx3: np.ndarray) -> None:
         if self.enabled:
