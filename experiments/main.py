@@ -53,7 +53,9 @@ def _quiet_closed_loop(unraisable, default=sys.unraisablehook):
 
 
 def _fail(message: str, code: int = 1):
-    print(f"error: {message}", file=sys.stderr)
+    if not flags.FLAGS["verbosity"].present:  # the error is the last word: no late library logs
+        logging.set_verbosity(logging.FATAL)
+    print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
 
 

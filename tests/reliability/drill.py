@@ -224,10 +224,13 @@ def no_traceback(text: str) -> bool:
 
 
 def error_paragraph(stderr: str) -> str:
-    """The ``error: ...`` message the CLI printed (to its end)."""
+    """The ``error: ...`` message the CLI printed (up to a library log line, if one follows)."""
     i = stderr.find("error: ")
     assert i >= 0, f"no 'error:' line in stderr:\n{stderr[-3000:]}"
-    return stderr[i:].strip()
+    lines = stderr[i:].splitlines()
+    end = next((n for n, line in enumerate(lines) if n and re.match(r"[EWIF]\d{4} ", line)),
+               len(lines))
+    return "\n".join(lines[:end]).strip()
 
 
 class shared_once:

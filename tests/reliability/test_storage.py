@@ -91,7 +91,8 @@ def test_disk_full_while_writing_a_checkpoint_then_resume(runs, reference, cache
         f": No space left on device. The run stopped; its newest complete checkpoint is step 4 "
         f"in {workdir}/checkpoints. Free some space (or move the workdir to another disk), then "
         f"rerun the same command to resume from it.")
-    assert drill.complete_steps(workdir) == [4] and drill.partial_saves(workdir)
+    # the half-written step 8 never looks complete (orbax may leave or remove its tmp dir)
+    assert drill.complete_steps(workdir) == [4], drill.checkpoint_names(workdir)
 
     subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)  # space freed
     rc, child = drill.run(drill.cli(workdir, *ARGS), cache_dir, tmp_path / "logs")
