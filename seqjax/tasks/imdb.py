@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqjax.tasks.base import InputSpec, Task
-from seqjax.tasks.realdata import (classification_loss, constant_baseline, no_input_noise,
-                                   task_fields)
+from seqjax.tasks.base import InputSpec
+from seqjax.tasks.realdata import ClassificationFromSplits, no_input_noise, task_fields
 
 SHOWN_REVIEWS, SHOWN_CHARS = 6, 700
 
 
-class ImdbTask(Task):
+class ImdbTask(ClassificationFromSplits):
     name = "imdb"
+    num_classes = 2
     config_defaults = {"vocab_size": 5000, "truncate": "pre", "eval_batch_size": 500,
                        "eval_seed": 1234}
 
@@ -77,28 +77,6 @@ class ImdbTask(Task):
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="tokens", dim=self.t.vocab_size, output_dim=2,
                          readout="last", seq_len=self.t.seq_len)
-
-    def train_iterator(self, seed: int):
-        from seqjax.data import pipeline
-        source, load_batch = self._loader("train")
-        return pipeline.GrainIterator(len(source), pipeline.per_host_batch(
-            self.config.train.batch_size), seed, load_batch)
-
-    def eval_batches(self):
-        if self._eval is None:
-            from seqjax.data import pipeline
-            t = self.t
-            source, load_batch = self._loader("test")
-            idx = pipeline.eval_indices(len(source), t.eval_size, t.eval_seed)
-            self._eval = pipeline.batched(idx, t.eval_batch_size, load_batch)
-        return iter(self._eval)
-
-    def loss(self, logits, batch):
-        return classification_loss(logits, batch["targets"])
-
-    def baseline(self):
-        labels = np.concatenate([b["targets"] for b in self.eval_batches()])
-        return constant_baseline(labels, 2)
 
     def examples(self, logits, batch):
         from seqjax.data import pipeline

@@ -1,5 +1,6 @@
 """What the real-data tasks (smnist, imdb, forecast) share: a classification loss, the
-constant-predictor baseline, the noise-field check and matplotlib figures as RGB arrays."""
+constant-predictor baseline, the noise-field check, matplotlib figures as RGB arrays, and
+the data plumbing of a classification task over "train"/"test" splits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from seqjax.tasks.base import Task
 
 
 def classification_loss(logits, targets):
@@ -51,3 +54,36 @@ def task_fields(defaults: dict, config):
     import types
     given = config.task.to_dict() if hasattr(config.task, "to_dict") else dict(config.task)
     return types.SimpleNamespace(**(dict(defaults) | given))
+
+
+class ClassificationFromSplits(Task):
+    """A classification task over a prepared TFDS dataset with "train" and "test" splits.
+
+    Subclasses define ``_loader(split) -> (source, load_batch)`` and ``num_classes``; this
+    class gives the grain training iterator, the fixed evaluation subset, the loss and the
+    constant-predictor baseline.
+    """
+
+    num_classes: int = 0
+
+    def train_iterator(self, seed: int):
+        from seqjax.data import pipeline
+        source, load_batch = self._loader("train")
+        return pipeline.GrainIterator(len(source), pipeline.per_host_batch(
+            self.config.train.batch_size), seed, load_batch)
+
+    def eval_batches(self):
+        if self._eval is None:
+            from seqjax.data import pipeline
+            t = self.t
+            source, load_batch = self._loader("test")
+            idx = pipeline.eval_indices(len(source), t.eval_size, t.eval_seed)
+            self._eval = pipeline.batched(idx, t.eval_batch_size, load_batch)
+        return iter(self._eval)
+
+    def loss(self, logits, batch):
+        return classification_loss(logits, batch["targets"])
+
+    def baseline(self):
+        labels = np.concatenate([b["targets"] for b in self.eval_batches()])
+        return constant_baseline(labels, self.num_classes)

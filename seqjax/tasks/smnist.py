@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqjax.tasks.base import InputSpec, Task
-from seqjax.tasks.realdata import (classification_loss, constant_baseline, figure_rgb,
-                                   no_input_noise, pyplot, task_fields)
+from seqjax.tasks.base import InputSpec
+from seqjax.tasks.realdata import (ClassificationFromSplits, figure_rgb, no_input_noise, pyplot,
+                                   task_fields)
 
 INPUTS = {"rows": (28, 28), "pixels": (784, 1), "permuted": (784, 1)}  # name: (T, D)
 
 
-class SequentialMnistTask(Task):
+class SequentialMnistTask(ClassificationFromSplits):
     name = "smnist"
+    num_classes = 10
     config_defaults = {"input": "rows", "permutation_seed": 0, "eval_batch_size": 1000,
                        "eval_seed": 1234}
 
@@ -92,30 +93,6 @@ class SequentialMnistTask(Task):
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=self.D, output_dim=10, readout="last",
                          seq_len=self.T)
-
-    def train_iterator(self, seed: int):
-        from seqjax.data import pipeline
-        source, load_batch = self._loader("train")
-        return pipeline.GrainIterator(len(source), pipeline.per_host_batch(
-            self.config.train.batch_size), seed, load_batch)
-
-    def eval_batches(self):
-        if self._eval is None:
-            from seqjax.data import pipeline
-            t = self.t
-            source, load_batch = self._loader("test")
-            idx = pipeline.eval_indices(len(source), t.eval_size, t.eval_seed)
-            self._eval = pipeline.batched(idx, t.eval_batch_size, load_batch)
-        return iter(self._eval)
-
-    # ---- objective
-
-    def loss(self, logits, batch):
-        return classification_loss(logits, batch["targets"])
-
-    def baseline(self):
-        labels = np.concatenate([b["targets"] for b in self.eval_batches()])
-        return constant_baseline(labels, 10)
 
     def examples(self, logits, batch):
         pred = np.argmax(logits, -1)
