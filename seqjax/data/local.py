@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from seqjax.tasks.base import DataIterator
+from seqjax.tasks.base import IndexedIterator
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -58,7 +58,7 @@ def stack(examples: list[dict]) -> dict[str, np.ndarray]:
     return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
 
-class BatchIterator(DataIterator):
+class BatchIterator(IndexedIterator):
     """Batches of ``transform(example)`` from a random-access ``source`` (a TFDS data source).
 
     grain: ``MapDataset.source(source).shuffle(seed).repeat().map(transform).batch(size)``;
@@ -72,15 +72,6 @@ class BatchIterator(DataIterator):
             raise ValueError("cannot draw training batches from an empty split")
         self._ds = (grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
                     .map(transform).batch(batch_size, batch_fn=stack))
-        self._n = 0
 
-    def __next__(self):
-        batch = self._ds[self._n]
-        self._n += 1
-        return batch
-
-    def get_state(self):
-        return {"batches_drawn": self._n}
-
-    def set_state(self, state):
-        self._n = int(state["batches_drawn"])
+    def batch(self, n: int):
+        return self._ds[n]

@@ -58,14 +58,16 @@ class DataIterator:
         raise NotImplementedError
 
 
-class KeyedIterator(DataIterator):
-    """Synthetic data: batch n is ``make(fold_in(key, n))``; the state is n."""
+class IndexedIterator(DataIterator):
+    """Batch n is a pure function of n, so the position is just how many were drawn."""
 
-    def __init__(self, make, key):
-        self._make, self._key, self._n = make, key, 0
+    _n = 0
+
+    def batch(self, n: int) -> Batch:
+        raise NotImplementedError
 
     def __next__(self) -> Batch:
-        batch = self._make(jax.random.fold_in(self._key, self._n))
+        batch = self.batch(self._n)
         self._n += 1
         return batch
 
@@ -74,6 +76,16 @@ class KeyedIterator(DataIterator):
 
     def set_state(self, state):
         self._n = int(state["batches_drawn"])
+
+
+class KeyedIterator(IndexedIterator):
+    """Synthetic data: batch n is ``make(fold_in(key, n))``."""
+
+    def __init__(self, make, key):
+        self._make, self._key = make, key
+
+    def batch(self, n: int) -> Batch:
+        return self._make(jax.random.fold_in(self._key, n))
 
 
 class Task:

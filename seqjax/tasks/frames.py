@@ -24,7 +24,7 @@ import optax
 
 from seqjax.data import local
 from seqjax.tasks.seq2seq_common import task_options
-from seqjax.tasks.base import DataIterator, InputSpec, Task
+from seqjax.tasks.base import IndexedIterator, InputSpec, Task
 
 SIDE = 14
 INK = 0.1
@@ -70,20 +70,14 @@ def make_videos(rng: np.random.Generator, digits_Nx14x14, labels_N, batch: int, 
     return frames, labels, occluded
 
 
-class _NumpyIterator(DataIterator):
+class _NumpyIterator(IndexedIterator):
+    """Batch n drawn from numpy's generator seeded with (seed, 1, n)."""
+
     def __init__(self, make, seed: int):
-        self._make, self._seed, self._n = make, seed, 0
+        self._make, self._seed = make, seed
 
-    def __next__(self):
-        batch = self._make(np.random.default_rng([self._seed, 1, self._n]))
-        self._n += 1
-        return batch
-
-    def get_state(self):
-        return {"batches_drawn": self._n}
-
-    def set_state(self, state):
-        self._n = int(state["batches_drawn"])
+    def batch(self, n: int):
+        return self._make(np.random.default_rng([self._seed, 1, n]))
 
 
 class FramesTask(Task):
