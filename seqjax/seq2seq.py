@@ -246,7 +246,21 @@ class _FastInit:
         return jax.jit(lambda r, a, k: nn.Module.init(self, r, *a, **k))(rngs, args, kwargs)
 
 
-class CaptionModel(_FastInit, nn.Module):
+class _EncoderDecoder(_FastInit):
+    """What both models share once ``init_decoder(batch, train) -> (carry, memory)`` exists:
+    the teacher-forced pass and the one-token decoding step."""
+
+    def __call__(self, batch, probes=None, train: bool = False):
+        carry, memory = self.init_decoder(batch, train)
+        return self.decoder.teacher_forced(carry, batch["dec_inputs"], memory, probes, train)
+
+    def decode_step(self, state, tokens_B):
+        carry, memory = state
+        carry, logp = self.decoder.step(carry, tokens_B, memory)
+        return (carry, memory), logp
+
+
+class CaptionModel(_EncoderDecoder, nn.Module):
     """Image → VGG features → decoder carry; the decoder writes the caption.
 
     Batch: ``image`` (B, H, W, C) float in [0, 1], ``dec_inputs`` (B, T) int32 (BOS w…).
@@ -277,17 +291,8 @@ class CaptionModel(_FastInit, nn.Module):
             carry = carry._replace(c=c)
         return carry, None
 
-    def __call__(self, batch, probes=None, train: bool = False):
-        carry, memory = self.init_decoder(batch, train)
-        return self.decoder.teacher_forced(carry, batch["dec_inputs"], memory, probes, train)
 
-    def decode_step(self, state, tokens_B):
-        carry, memory = state
-        carry, logp = self.decoder.step(carry, tokens_B, memory)
-        return (carry, memory), logp
-
-
-class Seq2Seq(_FastInit, nn.Module):
+class Seq2Seq(_EncoderDecoder, nn.Module):
     """Encoder–decoder for translation, with or without Luong attention.
 
     Batch: ``src`` (B, S) int32 padded with PAD, ``src_lengths`` (B,), ``dec_inputs`` (B, T).
@@ -344,15 +349,6 @@ class Seq2Seq(_FastInit, nn.Module):
         if isinstance(carry, cells.LSTMCarry):
             carry = carry._replace(c=c)
         return carry, ((mem, mask) if self.attention == "luong" else None)
-
-    def __call__(self, batch, probes=None, train: bool = False):
-        carry, memory = self.init_decoder(batch, train)
-        return self.decoder.teacher_forced(carry, batch["dec_inputs"], memory, probes, train)
-
-    def decode_step(self, state, tokens_B):
-        carry, memory = state
-        carry, logp = self.decoder.step(carry, tokens_B, memory)
-        return (carry, memory), logp
 
 
 def decode(model: nn.Module, params, batch, *, max_len: int, beam: int = 1,
