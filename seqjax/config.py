@@ -37,7 +37,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.layers = 1
     c.model.bidirectional = False
     c.model.activation = "tanh"          # rnn only
-    c.model.forget_bias = 1.0            # lstm only: initial b_f (no constant added at step time)
+    c.model.forget_bias = 1.0            # lstm, minlstm: initial b_f (nothing added at step time)
+    c.model.update_bias = 0.0            # mingru: initial bias of the update gate z
+    c.model.input_bias = 0.0             # minlstm: initial bias of the input gate
+    c.model.r_min = 0.9                  # lru: ring |λ| ∈ [r_min, r_max] at init
+    c.model.r_max = 0.999
+    c.model.beta = 0.9                   # lif: membrane decay
+    c.model.threshold = 1.0              # lif: spike threshold
+    c.model.slope = 25.0                 # lif: slope k of the fast-sigmoid surrogate 1/(1+k|u|)²
     c.model.recurrent_init = "orthogonal"
     c.model.recurrent_scale = 1.0
     c.model.input_init = "glorot_uniform"

@@ -228,3 +228,16 @@ def test_histograms_skip_non_finite_values(tmp_path):
     acc.Reload()
     assert acc.Tags()["histograms"] == ["grads/some"]
     assert acc.Histograms("grads/some")[0].histogram_value.num == 2
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm", "lru", "lif"])
+def test_newer_cells_train_through_the_same_trainer(cell, tmp_path):
+    c = load_config("adding")
+    c.model.cell = cell
+    c.train.num_steps, c.train.eval_every, c.train.diagnostics_every = 2, 0, 0
+    c.train.checkpoint_every, c.train.log_every = 0, 1
+    summary = train.train_and_evaluate(c, str(tmp_path))
+    assert summary["cell"] == cell and summary["steps"] == 2
+    assert np.isfinite(summary["final_eval"]["mse"])
+    saved = json.load(open(tmp_path / "config.json"))["model"]
+    assert {"update_bias", "input_bias", "r_min", "beta", "slope"} <= set(saved)
