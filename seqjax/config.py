@@ -228,4 +228,8 @@ def diff(a: dict, b: dict, ignore=()) -> list[str]:
     """
     a, b = (json.loads(json.dumps(x, default=str)) for x in (a, b))
     fa, fb = _flatten(a), _flatten(b)
-    return sorted(k for k in set(fa) | set(fb) if k not in ignore and fa.get(k) != fb.get(k))
+    # A field added to the schema after run ``a`` was written is no difference while ``b``
+    # leaves it at its default (old workdirs stay resumable when the schema grows).
+    defaults = _flatten(json.loads(json.dumps(base_config().to_dict(), default=str)))
+    return sorted(k for k in set(fa) | set(fb) if k not in ignore and fa.get(k) != fb.get(k)
+                  and not (k not in fa and k in defaults and fb.get(k) == defaults[k]))

@@ -241,3 +241,13 @@ def test_newer_cells_train_through_the_same_trainer(cell, tmp_path):
     assert np.isfinite(summary["final_eval"]["mse"])
     saved = json.load(open(tmp_path / "config.json"))["model"]
     assert {"update_bias", "input_bias", "r_min", "beta", "slope"} <= set(saved)
+
+
+def test_a_run_from_before_a_schema_field_was_added_still_resumes():
+    from seqjax import config as config_lib
+    new = load_config("adding").to_dict()
+    old = json.loads(json.dumps(new))
+    del old["model"]["update_bias"]
+    assert config_lib.diff(old, new) == []
+    new["model"]["update_bias"] = -4.0
+    assert config_lib.diff(old, new) == ["model.update_bias"]
