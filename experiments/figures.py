@@ -10,6 +10,7 @@ import os
 
 from absl import app, flags
 
+from experiments import report
 from seqjax import plots, train
 
 _OUT = flags.DEFINE_string("out", None, "output directory (default: <first workdir>/figures)")
@@ -19,9 +20,14 @@ def main(argv):
     workdirs = argv[1:]
     if not workdirs:
         raise app.UsageError("give one or more run directories")
-    dirs = [d for w in workdirs for d in train.run_dirs(w)]
     out = _OUT.value or os.path.join(workdirs[0], "figures")
-    for path in plots.all_figures(dirs, out):
+    # A seed or T sweep is drawn as a sweep (bands over seeds, vs-T figures), as report.py does.
+    sweeps = [w for w in workdirs if report.is_seed_or_T_sweep(w)]
+    paths = [p for w in sweeps for p in plots.sweep_figures(w, out)]
+    dirs = [d for w in workdirs if w not in sweeps for d in train.run_dirs(w)]
+    if dirs:
+        paths += plots.all_figures(dirs, out)
+    for path in paths:
         print(path)
 
 

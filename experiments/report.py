@@ -7,14 +7,14 @@ import numpy as np
 from seqjax import plots, train
 
 
-def _is_seed_or_T_sweep(workdir: str) -> bool:
+def is_seed_or_T_sweep(workdir: str) -> bool:
     sweep = plots.load_sweep(workdir)
     return bool(sweep) and bool({"seed", "task.seq_len"} & set(sweep["sweep"]))
 
 
 def print_report(workdir: str) -> None:
     out = os.path.join(workdir, "figures")
-    if _is_seed_or_T_sweep(workdir):
+    if is_seed_or_T_sweep(workdir):
         paths = plots.sweep_figures(workdir, out)
         print_sweep_table(workdir)
     else:
@@ -43,12 +43,18 @@ def print_sweep_table(workdir: str) -> None:
     table = plots.sweep_table(plots.load_sweep(workdir))
     print(f"\n{'condition':34s} {'T':>6s} {'h0/hT at init (gmean, min-max)':>34s} "
           f"{'success':>9s} {'final (mean)':>13s}")
+    print("  ('<' a seed's ratio underflowed float32 to exactly 0; the mean is then an upper bound)")
     for cond, by_T in table.items():
         for T in sorted(by_T):
             c = by_T[T]
             r = np.asarray(c["ratios"], np.float64)
-            ratio = (f"{np.exp(np.mean(np.log(np.maximum(r, 1e-300)))):9.2e} "
-                     f"({r.min():.1e}-{r.max():.1e})") if r.size else "-"
+            if r.size:
+                mean, under = plots.gmean_ratio(r)
+                lo = "0" if r.min() <= 0 else f"{r.min():.1e}"
+                ratio = (f"{'<' if under else ' '}{mean:8.2e} ({lo}-{r.max():.1e})"
+                         if r.max() > 0 else "0 (all underflow f32)")
+            else:
+                ratio = "-"
             succ = f"{np.mean(c['success']):.0%}" if c["success"] else "-"
             final = [v for v in c["final"] if v is not None]
             fin = f"{np.mean(final):.4g}" if final else "-"

@@ -247,11 +247,37 @@ def sweep_table(sweep: dict) -> dict:
     return table
 
 
+# The smallest positive float32 (subnormal). A ratio below it was computed as exactly 0: the
+# cotangent underflowed on its way back through the scan, so the true value is only known to be
+# smaller than this. It is drawn on this floor with a down-pointing marker, never as 1e-300.
+F32_FLOOR = float(np.nextafter(np.float32(0), np.float32(1)))
+
+
+def gmean_ratio(r) -> tuple[float, bool]:
+    """Geometric mean over seeds of positive ratios, and whether any seed underflowed to 0.
+
+    With an underflowed seed the mean is only an upper bound; it is taken with that seed at the
+    float32 floor.
+    """
+    r = np.asarray(r, np.float64)
+    under = bool(np.any(r <= 0))
+    return float(np.exp(np.mean(np.log(np.maximum(r, F32_FLOOR))))), under
+
+
 def _band(ax, x, ys, label, color, log=True):
     ys = [np.asarray(y, np.float64) for y in ys]
-    mid = [np.exp(np.mean(np.log(np.maximum(y, 1e-300)))) if log else np.mean(y) for y in ys]
+    if log:
+        stats = [gmean_ratio(y) for y in ys]
+        mid = [m for m, _ in stats]
+        ys = [np.maximum(y, F32_FLOOR) for y in ys]
+    else:
+        stats, mid = [(np.mean(y), False) for y in ys], [np.mean(y) for y in ys]
     lo, hi = [y.min() for y in ys], [y.max() for y in ys]
     ax.plot(x, mid, marker="o", ms=3, color=color, label=label)
+    under = [i for i, (_, u) in enumerate(stats) if u]
+    if under:
+        ax.plot([x[i] for i in under], [mid[i] for i in under], ls="none", marker="v", ms=7,
+                color=color, markerfacecolor="none")
     ax.fill_between(x, lo, hi, color=color, alpha=0.15)
 
 
@@ -265,6 +291,9 @@ def ratio_vs_T(table: dict, path: str) -> str:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.axhline(F32_FLOOR, color="black", lw=0.8, ls=":")
+    ax.text(0.01, F32_FLOOR, "  float32 underflow: ▽ = some seeds' gradient at t=0 is exactly 0",
+            transform=ax.get_yaxis_transform(), fontsize=7, va="bottom")
     ax.set_xlabel("sequence length T")
     ax.set_ylabel("‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ at init")
     n_seeds = max((len(c["ratios"]) for by_T in table.values() for c in by_T.values()), default=0)
