@@ -17,6 +17,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 MODEL_KINDS = ("recurrent", "feedforward")
 HOIST_CHOICES = ("auto", "on", "off")
+SPIKE_ENCODINGS = ("none", "rate", "latency")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -45,6 +46,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.beta = 0.9                   # lif: membrane decay
     c.model.threshold = 1.0              # lif: spike threshold
     c.model.slope = 25.0                 # lif: slope k of the fast-sigmoid surrogate 1/(1+k|u|)²
+    c.model.spike_encoding = "none"      # inputs in [0, 1] as spikes: "rate" (Bernoulli) or
+    c.model.spike_steps = 1              # "latency", spike_steps sub-steps per input step
     c.model.recurrent_init = "orthogonal"
     c.model.recurrent_scale = 1.0
     c.model.input_init = "glorot_uniform"
@@ -145,9 +148,10 @@ def validate(config, task_defaults: dict | None = None) -> None:
     from seqjax.unroll import IMPLS
     _choice("model.impl", m.impl, ("auto",) + tuple(sorted(IMPLS)))
     _choice("model.hoist", m.hoist, HOIST_CHOICES)
+    _choice("model.spike_encoding", m.spike_encoding, SPIKE_ENCODINGS)
     _choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _choice("train.schedule", t.schedule, SCHEDULES)
-    for name in ("model.hidden", "model.layers", "model.unroll", "model.embed_dim",
+    for name in ("model.hidden", "model.layers", "model.spike_steps", "model.unroll", "model.embed_dim",
                  "train.batch_size", "train.log_every", "task.seq_len",
                  "task.eval_size", "train.keep_checkpoints"):
         section, field = name.split(".")

@@ -103,18 +103,51 @@ class SequenceModel(nn.Module):
     @nn.compact
     def __call__(self, batch, probes=None, train: bool = False):
         m = self.model_config
-        x = batch["inputs"]
+        x, lengths = batch["inputs"], batch.get("lengths")
         if self.spec.kind == "tokens":
             x = nn.Embed(self.spec.dim, m.embed_dim, name="embed")(x)
+        encoding = m.get("spike_encoding", "none")
+        if encoding != "none":
+            x, lengths = self._spike_encode(x, lengths, encoding, m.spike_steps)
         step, init = cell_options(m)
         final_h, hs = RecurrentCore(
             cell_name=m.cell, hidden=m.hidden, layers=m.layers, bidirectional=m.bidirectional,
             step_options=tuple(sorted(step.items())), init_options=tuple(sorted(init.items())),
             unroll_options=tuple(sorted(unroll_options(m).items())), name="core",
-        )(x, batch.get("lengths"), probes)
+        )(x, lengths, probes)
+        if m.cell == "lif":  # fraction of (example, step, unit) that spiked, top layer
+            self.sow("intermediates", "spike_rate", _valid_mean(hs, lengths))
+        if encoding != "none" and m.spike_steps > 1:  # one output per input step: its last sub-step
+            hs = hs[:, m.spike_steps - 1::m.spike_steps]
         features = final_h if self.spec.readout == "last" else hs
         features = nn.Dropout(m.dropout, deterministic=not train)(features)
         return nn.Dense(self.spec.output_dim, name="head")(features)
+
+
+    def _spike_encode(self, x, lengths, encoding: str, steps: int):
+        """(B, T, D) inputs in [0, 1] → (B, T·steps, D) spikes: each input step becomes
+        ``steps`` sub-steps (seqjax.cells_modern.rate_encode / latency_encode). Rate codes
+        draw from the "dropout" stream in training and a fixed key in evaluation."""
+        from seqjax import cells_modern
+        if self.spec.kind == "tokens":
+            raise ValueError("model.spike_encoding needs real-valued inputs in [0, 1], "
+                             "not tokens; use spike_encoding='none'")
+        B, T, D = x.shape
+        if encoding == "rate":
+            key = (self.make_rng("dropout") if self.has_rng("dropout")
+                   else jax.random.key(0))
+            s = cells_modern.rate_encode(key, x, steps)
+        else:
+            s = cells_modern.latency_encode(x, steps)
+        s = s.reshape(B, T * steps, D)
+        return s, (None if lengths is None else lengths * steps)
+
+
+def _valid_mean(hs_BxTxH, lengths):
+    if lengths is None:
+        return jnp.mean(hs_BxTxH)
+    valid = (jnp.arange(hs_BxTxH.shape[1])[None, :] < lengths[:, None]).astype(hs_BxTxH.dtype)
+    return jnp.sum(hs_BxTxH * valid[:, :, None]) / (jnp.sum(valid) * hs_BxTxH.shape[-1])
 
 
 class FeedForward(nn.Module):
@@ -161,4 +194,6 @@ def probe_shape(model_config, batch) -> tuple[int, int, int] | None:
     if model_config.kind != "recurrent" or model_config.bidirectional:
         return None
     B, T = batch["inputs"].shape[:2]
+    if model_config.get("spike_encoding", "none") != "none":
+        T *= model_config.spike_steps
     return (B, T + 1, model_config.hidden)

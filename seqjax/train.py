@@ -308,9 +308,12 @@ class Trainer:
                           first_nonfinite=jnp.array(-1, jnp.int32))
 
     def loss_fn(self, params, batch, key, train: bool, probes=None):
-        out = self.model.apply({"params": params}, batch, probes=probes, train=train,
-                               rngs={"dropout": key})
+        out, sown = self.model.apply({"params": params}, batch, probes=probes, train=train,
+                                     rngs={"dropout": key}, mutable=["intermediates"])
         loss, metrics = self.task.loss(out, batch)
+        # quantities a model reports about itself (the LIF cell's spike rate) join the metrics
+        for name, values in sown.get("intermediates", {}).items():
+            metrics = metrics | {name: jnp.mean(jnp.stack(values))}
         return loss, (metrics, out)
 
     def train_step(self, state: TrainState, batch):

@@ -416,3 +416,63 @@ def test_bad_options_give_clear_errors():
         M.rate_encode(jax.random.key(0), jnp.ones((1, 2)), 3, gain=-1.0)
     with pytest.raises(ValueError, match=r"num_steps must be a positive integer, got 2.5"):
         M.latency_encode(jnp.ones((1, 2)), 2.5)
+
+
+# --------------------------------------------------------------------------- LIF in a model
+
+
+def _lif_model(encoding, steps, readout="all"):
+    from seqjax import config as C, models
+    from seqjax.tasks.base import InputSpec
+    m = C.base_config().model
+    m.cell, m.hidden, m.impl = "lif", 6, "scan"
+    m.spike_encoding, m.spike_steps = encoding, steps
+    return models.SequenceModel(spec=InputSpec("features", 3, 2, readout, seq_len=5), model_config=m), m
+
+
+def test_lif_model_latency_encodes_and_reports_its_spike_rate():
+    """The model's inputs become latency-coded sub-steps; the sown spike rate is the mean of
+    the spikes an independent unroll of the same encoded inputs emits."""
+    model, m = _lif_model("latency", 3)
+    x = jax.random.uniform(jax.random.key(1), (4, 5, 3))
+    lengths = jnp.array([5, 3, 1, 4], jnp.int32)
+    batch = {"inputs": x, "lengths": lengths}
+    variables = model.init(jax.random.key(0), batch)
+    out, sown = model.apply(variables, batch, mutable=["intermediates"])
+    assert out.shape == (4, 5, 2)  # one output per input step, not per sub-step
+
+    encoded = M.latency_encode(x, 3).reshape(4, 15, 3)
+    cell = cells.get_cell("lif", beta=m.beta, threshold=m.threshold, slope=m.slope)
+    p = variables["params"]["core"]["layer0"]
+    _, hs = U.unroll_reference(cell, p, encoded, cell.initial_carry(4, 6), lengths=lengths * 3)
+    valid = np.arange(15)[None, :] < 3 * np.asarray(lengths)[:, None]
+    expected = np.asarray(hs)[valid].mean()
+    rate = float(sown["intermediates"]["spike_rate"][0])
+    np.testing.assert_allclose(rate, expected, rtol=1e-6)
+    # the head reads the last sub-step of each input step
+    head = variables["params"]["head"]
+    last = np.asarray(hs)[:, 2::3]
+    np.testing.assert_allclose(out, last @ np.asarray(head["kernel"]) + np.asarray(head["bias"]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_lif_model_rate_encoding_is_random_in_training_fixed_in_eval():
+    model, _ = _lif_model("rate", 2, readout="last")
+    batch = {"inputs": jnp.full((8, 4, 3), 0.5)}
+    variables = model.init(jax.random.key(0), batch)
+    run = lambda **kw: model.apply(variables, batch, mutable=["intermediates"], **kw)[0]
+    np.testing.assert_array_equal(run(), run())  # eval: a fixed code
+    a = run(train=True, rngs={"dropout": jax.random.key(1)})
+    b = run(train=True, rngs={"dropout": jax.random.key(2)})
+    assert not np.allclose(a, b)
+
+
+def test_spike_encoding_config_errors_name_the_choices():
+    from seqjax import config as C
+    c = C.base_config()
+    c.model.spike_encoding = "poisson"
+    with pytest.raises(ValueError, match="poisson.*latency"):
+        C.validate(c)
+    c.model.spike_encoding, c.model.spike_steps = "rate", 0
+    with pytest.raises(ValueError, match="spike_steps"):
+        C.validate(c)
