@@ -158,6 +158,38 @@ def gradient_profiles(runs, path: str, title: str | None = None) -> str:
     return path
 
 
+def gradient_panels(runs, path: str, title: str | None = None, ncols: int = 4) -> str:
+    """Side by side, one panel per run on a shared log axis: ‖∂L/∂h_t‖ vs t at init (dashed)
+    and at the end of training (solid). Many cells stay readable, unlike one crowded axis."""
+    runs = [r for r in runs if len(diagnostics_matrix(r["rows"])[0])]
+    n = max(1, len(runs))
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False,
+                             sharey=True, layout="constrained")
+    for ax, run in zip(axes.flat, runs):
+        steps, mat = diagnostics_matrix(run["rows"])
+        t = np.arange(mat.shape[1])
+        ax.semilogy(t, np.maximum(mat[0], 1e-30), ls="--", color="C0", label=f"step {steps[0]}")
+        if len(steps) > 1:
+            ax.semilogy(t, np.maximum(mat[-1], 1e-30), ls="-", color="C3",
+                        label=f"step {steps[-1]}")
+        ax.set_title(run["label"], fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(runs):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("timestep t")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("‖∂L/∂h_t‖")
+    fig.suptitle(title or "gradient reaching each timestep: init (dashed) vs end (solid)",
+                 fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def heatmaps(runs, path: str) -> str:
     """One (training step × t) heatmap of log10 ‖∂L/∂h_t‖ per run, on a shared colour scale."""
     runs = [r for r in runs if len(diagnostics_matrix(r["rows"])[0])]
@@ -367,6 +399,19 @@ def seed_bands(sweep: dict, path: str) -> str:
     return path
 
 
+def _first_seed_per_condition(sweep: dict, T) -> list[dict]:
+    """One run per condition at sequence length T (the lowest seed), labelled by condition."""
+    chosen: dict = {}
+    for name, run in sweep["runs"].items():
+        fields = sweep["member_fields"][name]
+        if fields.get("task.seq_len", run["config"]["task"]["seq_len"]) != T:
+            continue
+        cond, seed = _condition(fields), fields.get("seed", run["config"]["seed"])
+        if cond not in chosen or seed < chosen[cond][0]:
+            chosen[cond] = (seed, dict(run, label=cond))
+    return [run for _, run in chosen.values()]
+
+
 def sweep_figures(workdir: str, out_dir: str) -> list[str]:
     """Figures of a sweep: seed bands, and the vs-T figures when T was swept."""
     sweep = load_sweep(workdir)
@@ -377,6 +422,13 @@ def sweep_figures(workdir: str, out_dir: str) -> list[str]:
     if trained:
         paths.append(seed_bands(sweep, os.path.join(out_dir, "learning_curves_seeds.png")))
     Ts = {T for by_T in table.values() for T in by_T}
+    if len(table) > 2:  # several conditions (cells): side by side, first seed of each, per T
+        for T in sorted(Ts):
+            runs = _first_seed_per_condition(sweep, T)
+            if trained and any(len(diagnostics_matrix(r["rows"])[0]) for r in runs):
+                paths.append(gradient_panels(
+                    runs, os.path.join(out_dir, f"gradient_panels_T{T}.png"),
+                    title=f"T={T}: ‖∂L/∂h_t‖ at init (dashed) and after training (solid)"))
     if len(Ts) > 1:
         if any(c["ratios"] for by_T in table.values() for c in by_T.values()):
             paths.append(ratio_vs_T(table, os.path.join(out_dir, "init_ratio_vs_T.png")))

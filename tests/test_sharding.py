@@ -110,3 +110,22 @@ def test_init_only_run(tmp_path):
     assert s["steps"] == 0 and np.isfinite(s["final_eval"]["mse"])
     rows = read_metrics(str(tmp_path))
     assert [r["step"] for r in rows] == [0] and "grad/hidden_norms" in rows[0]
+
+
+def test_cells_sweep_draws_one_gradient_panel_per_cell(tmp_path):
+    from configs import cells as cells_config
+    from experiments import report
+    c = smoke("cells")
+    c.sweep_arms = cells_config.ARMS[2:3] + cells_config.ARMS[4:5] + cells_config.ARMS[-1:]
+    c.sweep.task = {"seq_len": [6]}
+    out = train.train_and_evaluate(c, str(tmp_path))
+    assert sorted(out["members"]) == ["LIF-seq_len=6", "LSTM-seq_len=6", "minGRU-seq_len=6"]
+    report.print_report(str(tmp_path))
+    assert os.path.getsize(tmp_path / "figures" / "gradient_panels_T6.png") > 10_000
+
+
+def test_underflowed_ratios_are_an_upper_bound_on_the_float32_floor():
+    from seqjax import plots
+    mean, under = plots.gmean_ratio([1e-10, 0.0])
+    assert under and mean == pytest.approx(np.sqrt(1e-10 * plots.F32_FLOOR))
+    assert plots.gmean_ratio([1e-2, 1e-4]) == (pytest.approx(1e-3), False)
