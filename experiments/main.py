@@ -165,6 +165,9 @@ def main(argv):
     except train.TrainingInterrupted as e:
         print(f"{e}.\nTo resume, run:\n  {_resume_command(sys.argv)}", file=sys.stderr)
         sys.exit(128 + e.signum)
+    except train.SweepDivergedError as e:  # the other members finished: show what they found
+        report.print_report(_WORKDIR.value)
+        _fail(str(e))
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once
         print("interrupted again: stopped without saving. The newest complete checkpoint is "
               f"kept; to resume from it, run:\n  {_resume_command(sys.argv)}", file=sys.stderr)

@@ -42,7 +42,7 @@ def print_sweep_table(workdir: str) -> None:
     """Per condition and T: init ratio (geometric mean, range), success rate, final metric."""
     table = plots.sweep_table(plots.load_sweep(workdir))
     print(f"\n{'condition':34s} {'T':>6s} {'h0/hT at init (gmean, min-max)':>34s} "
-          f"{'success':>9s} {'final (mean)':>13s}")
+          f"{'success':>13s} {'final (mean)':>13s}")
     print("  ('<' a seed's ratio underflowed float32 to exactly 0; the mean is then an upper bound)")
     for cond, by_T in table.items():
         for T in sorted(by_T):
@@ -56,6 +56,8 @@ def print_sweep_table(workdir: str) -> None:
             else:
                 ratio = "-"
             succ = f"{np.mean(c['success']):.0%}" if c["success"] else "-"
+            if c.get("diverged"):
+                succ += f" ({c['diverged']} NaN)"
             final = [v for v in c["final"] if v is not None]
             fin = f"{np.mean(final):.4g}" if final else "-"
-            print(f"{cond:34s} {T:6d} {ratio:>34s} {succ:>9s} {fin:>13s}")
+            print(f"{cond:34s} {T:6d} {ratio:>34s} {succ:>13s} {fin:>13s}")

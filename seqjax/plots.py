@@ -29,6 +29,8 @@ def load_run(workdir: str) -> dict:
         config = json.load(f)
     summary_path = os.path.join(workdir, "summary.json")
     summary = json.load(open(summary_path)) if os.path.exists(summary_path) else None
+    diverged_path = os.path.join(workdir, "diverged.json")  # train.DIVERGED_FILE
+    diverged = json.load(open(diverged_path)) if os.path.exists(diverged_path) else None
     m = config["model"]
     if m["kind"] == "feedforward":
         label = "feed-forward"
@@ -41,7 +43,7 @@ def load_run(workdir: str) -> dict:
     else:
         label = m["cell"].upper()
     return {"dir": workdir, "config": config, "rows": read_metrics(workdir), "summary": summary,
-            "label": label}
+            "label": label, "diverged": diverged}
 
 
 def series(rows: list[dict], key: str):
@@ -265,11 +267,15 @@ def sweep_table(sweep: dict) -> dict:
         fields = sweep["member_fields"][name]
         T = fields.get("task.seq_len", run["config"]["task"]["seq_len"])
         cell = table.setdefault(_condition(fields), {}).setdefault(
-            T, {"ratios": [], "success": [], "final": [], "criterion": None})
+            T, {"ratios": [], "success": [], "final": [], "criterion": None, "diverged": 0})
         init = [r for r in run["rows"] if r["step"] == 0 and "grad/h0_over_hT" in r]
         if init:
             cell["ratios"].append(init[0]["grad/h0_over_hT"])
         ok = success(run["summary"]) if run["summary"] and run["summary"]["steps"] else None
+        if run.get("diverged") and run["diverged"].get("diverged_at") is not None:
+            cell["diverged"] += 1  # NaN/Inf: a failure, whatever its last eval said
+            cell["success"].append(False)
+            continue
         if ok:
             cell["criterion"] = ok[0]
             cell["success"].append(ok[1])

@@ -74,7 +74,18 @@ DIAGNOSTICS_EXAMPLES = 64
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss (or gradient) became NaN/Inf; raised with the step and what to try."""
+    """The loss (or gradient) became NaN/Inf; raised with the step and what to try.
+
+    ``diverged``: {run directory: first non-finite step} of the runs that hit it.
+    """
+
+    def __init__(self, message: str, diverged: dict | None = None):
+        super().__init__(message)
+        self.diverged = dict(diverged or {})
+
+
+class SweepDivergedError(NonFiniteLossError):
+    """Some sweep members hit NaN/Inf; the other members ran to the end."""
 
 
 class TrainingInterrupted(Exception):
@@ -550,7 +561,8 @@ class Trainer:
                         f"step {good} in {os.path.join(self.group_dir, 'checkpoints')}; rerun "
                         f"on this workdir (with skip_nonfinite) to resume from it, or change "
                         f"the optimizer with another --workdir." if good is not None else
-                        "none (no checkpoint was written before it)."))
+                        "none (no checkpoint was written before it)."),
+                    diverged=dict(bad))
 
         def diagnose(step, rows):
             hidden_all, g_all = diag_fn(state.params, self._place(self.diag_batch, eval_batch=True))
@@ -810,18 +822,44 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                   {f: _get(mc, f) for f in varied} for name, mc in members},
                 "vmapped_groups": {g: [n for n, _ in ms] for g, ms in groups if g}},
                 f, indent=2)
-    summaries = {}
+    summaries, failures = {}, []
     for group, group_members in groups:
         runs = [(mc, os.path.join(workdir, name)) for name, mc in group_members]
-        if group is None:
-            summaries[group_members[0][0]] = Trainer(*runs[0]).run()
-        else:
-            out = Trainer(members=runs, group_dir=os.path.join(workdir, group)).run()
-            summaries |= {name: s for (name, _), s in zip(group_members, out)}
+        for _, d in runs:  # a rerun that gets further replaces an earlier divergence
+            if os.path.exists(os.path.join(d, DIVERGED_FILE)) and jax.process_index() == 0:
+                os.remove(os.path.join(d, DIVERGED_FILE))
+        try:
+            if group is None:
+                summaries[group_members[0][0]] = Trainer(*runs[0]).run()
+            else:
+                out = Trainer(members=runs, group_dir=os.path.join(workdir, group)).run()
+                summaries |= {name: s for (name, _), s in zip(group_members, out)}
+        except NonFiniteLossError as e:
+            # One diverging member must not cost the others: record it, go on, fail at the end.
+            print(f"error: {e}\n(the sweep goes on with its other members)", file=sys.stderr,
+                  flush=True)
+            failures.append(str(e))
+            for (name, _), (_, d) in zip(group_members, runs):
+                step = e.diverged.get(d)
+                record = {"diverged_at": step, "error": str(e)} if step is not None else {
+                    "diverged_at": None, "stopped_with": sorted(e.diverged), "error": str(e)}
+                summaries[name] = record
+                if jax.process_index() == 0:
+                    atomic_write(os.path.join(d, DIVERGED_FILE), json.dumps(record, indent=2))
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "summary.json"), "w") as f:
             json.dump({"members": summaries}, f, indent=2)
+    if failures:
+        names = [n for n, s in summaries.items() if "error" in s]
+        raise SweepDivergedError(
+            f"{len(names)} of {len(summaries)} sweep members stopped on NaN/Inf ("
+            f"{', '.join(names)}); every other member ran to the end and its results are in "
+            f"{workdir}. First failure: {failures[0]}")
     return {"members": summaries}
+
+
+# Written into a sweep member's directory when it stopped on NaN/Inf (removed by a rerun).
+DIVERGED_FILE = "diverged.json"
 
 
 def _arm_of(name: str, arms: dict) -> str | None:

@@ -129,3 +129,24 @@ def test_underflowed_ratios_are_an_upper_bound_on_the_float32_floor():
     mean, under = plots.gmean_ratio([1e-10, 0.0])
     assert under and mean == pytest.approx(np.sqrt(1e-10 * plots.F32_FLOOR))
     assert plots.gmean_ratio([1e-2, 1e-4]) == (pytest.approx(1e-3), False)
+
+
+def test_a_diverging_sweep_member_does_not_stop_the_others(tmp_path):
+    """One arm hits NaN/Inf: it is recorded (diverged.json, counted as a failure), the other
+    arm runs to the end, and the sweep then fails naming the diverged member."""
+    from experiments import report
+    from seqjax import plots
+    c = smoke()
+    c.sweep_arms = ("huge lr: model.cell=rnn, train.learning_rate=1e30, train.grad_clip=0.0",
+                    "LSTM: model.cell=lstm")
+    c.sweep.task = {"seq_len": [6]}
+    with pytest.raises(train.SweepDivergedError, match=r"1 of 2 sweep members stopped on "
+                       r"NaN/Inf \(huge_lr-seq_len=6\); every other member ran to the end"):
+        train.train_and_evaluate(c, str(tmp_path))
+    diverged = json.load(open(tmp_path / "huge_lr-seq_len=6" / train.DIVERGED_FILE))
+    assert diverged["diverged_at"] >= 1 and "NaN/Inf" in diverged["error"]
+    assert json.load(open(tmp_path / "LSTM-seq_len=6" / "summary.json"))["steps"] == 6
+    table = plots.sweep_table(plots.load_sweep(str(tmp_path)))
+    assert table["huge lr"][6]["success"] == [False] and table["huge lr"][6]["diverged"] == 1
+    assert len(table["LSTM"][6]["final"]) == 1
+    report.print_report(str(tmp_path))  # the finished member's figures and table still come out
