@@ -554,8 +554,10 @@ class Trainer:
                 where = "; ".join(f"{n} at step {s}" for n, s in bad)
                 raise NonFiniteLossError(
                     f"loss or gradient became NaN/Inf at step {min(s for _, s in bad)} "
-                    f"(run: {where}); the parameters were not updated with it. Try gradient "
-                    f"clipping (--config.train.grad_clip=1.0), a lower learning rate (now "
+                    f"(run: {where}); the parameters were not updated with it. Try " + (
+                        "gradient clipping (--config.train.grad_clip=1.0)" if not t.grad_clip
+                        else f"a tighter gradient clip (now {t.grad_clip:g})") +
+                    f", a lower learning rate (now "
                     f"{t.learning_rate:g}), or --config.train.skip_nonfinite=True to skip such "
                     f"steps. Last good checkpoint: " + (
                         f"step {good} in {os.path.join(self.group_dir, 'checkpoints')}; rerun "

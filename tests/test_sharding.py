@@ -138,13 +138,19 @@ def test_a_diverging_sweep_member_does_not_stop_the_others(tmp_path):
     from seqjax import plots
     c = smoke()
     c.sweep_arms = ("huge lr: model.cell=rnn, train.learning_rate=1e30, train.grad_clip=0.0",
-                    "LSTM: model.cell=lstm")
+                    "LSTM: model.cell=lstm",
+                    "clipped: model.cell=gru, train.learning_rate=1e30, train.grad_clip=1.0")
     c.sweep.task = {"seq_len": [6]}
-    with pytest.raises(train.SweepDivergedError, match=r"1 of 2 sweep members stopped on "
-                       r"NaN/Inf \(huge_lr-seq_len=6\); every other member ran to the end"):
+    with pytest.raises(train.SweepDivergedError, match=r"2 of 3 sweep members stopped on "
+                       r"NaN/Inf \(huge_lr-seq_len=6, clipped-seq_len=6\); every other member "
+                       r"ran to the end"):
         train.train_and_evaluate(c, str(tmp_path))
     diverged = json.load(open(tmp_path / "huge_lr-seq_len=6" / train.DIVERGED_FILE))
     assert diverged["diverged_at"] >= 1 and "NaN/Inf" in diverged["error"]
+    # the advice fits the config: clipping when there was none, a tighter clip when there was
+    assert "Try gradient clipping (--config.train.grad_clip=1.0)" in diverged["error"]
+    clipped = json.load(open(tmp_path / "clipped-seq_len=6" / train.DIVERGED_FILE))["error"]
+    assert "Try a tighter gradient clip (now 1)" in clipped
     assert json.load(open(tmp_path / "LSTM-seq_len=6" / "summary.json"))["steps"] == 6
     table = plots.sweep_table(plots.load_sweep(str(tmp_path)))
     assert table["huge lr"][6]["success"] == [False] and table["huge lr"][6]["diverged"] == 1
