@@ -5,7 +5,8 @@ only difference being ``train.vmap_sweep``. Evaluation, diagnostics and intermed
 checkpoints are off so that the training steps dominate; compile time is included (it is
 part of what a user waits for) and also reported apart. Runs alternate A B A B.
 
-    python benchmarks/sweep_vmap.py [--seeds=5 --steps=300 --seq_len=100 --hidden=64 --cell=lstm]
+    python benchmarks/sweep_vmap.py [--seeds=5 --steps=300 --seq_len=100 --hidden=64 --cell=lstm
+                                     --impl=auto]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def run(vmap: bool, args) -> dict:
     from configs.adding import get_config
     from seqjax import train
     c = get_config("cpu")
-    c.model.cell, c.model.hidden = args.cell, args.hidden
+    c.model.cell, c.model.hidden, c.model.impl = args.cell, args.hidden, args.impl
     c.task.seq_len, c.task.eval_size = args.seq_len, 64
     c.train.num_steps, c.train.log_every = args.steps, args.steps
     c.train.eval_every = c.train.diagnostics_every = c.train.checkpoint_every = 0
@@ -49,6 +50,7 @@ def main():
     ap.add_argument("--seq_len", type=int, default=100)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--cell", default="lstm")
+    ap.add_argument("--impl", default="auto", help="model.impl (auto = fused on CPU)")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     results = {"vmapped": [], "sequential": []}
@@ -57,6 +59,7 @@ def main():
         results["sequential"].append(run(False, args))
     med = {k: statistics.median(r["wall_s"] for r in v) for k, v in results.items()}
     print(f"{args.seeds} seeds × {args.steps} steps, {args.cell} H={args.hidden} T={args.seq_len}, "
+          f"impl {args.impl}, "
           f"batch 64, {jax.default_backend()} ({platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores)")
     for k, v in results.items():

@@ -484,6 +484,7 @@ class Trainer:
                 mngr.reload()
             carried = [[{k: np.asarray(float(v), dtype) for k, (v, dtype) in member.items()}
                         for member in row] for row in data.get("pending", [])]
+            self._elapsed_before = float(data.get("elapsed_s", 0.0))
             return step, restored["state"], carried
         if failures:
             raise ValueError(
@@ -497,6 +498,7 @@ class Trainer:
         c, t = self.config, self.config.train
         wall_start = time.perf_counter()
         names = [w for _, w in self.members]
+        self._elapsed_before = 0.0  # set by _restore: wall time before the checkpoint resumed
         for mc, w in self.members:
             _prepare_workdir(mc, w, self.is_main)
         if self.vmapped:
@@ -517,7 +519,7 @@ class Trainer:
         if self.is_main and start is None:
             for mc, w in self.members:
                 atomic_write(os.path.join(w, "config.json"), config_lib.to_json(mc))
-        start = start or 0
+        resumed_from, start = start, start or 0
         heat = [self._diagnostics_history(w) if start else ([], []) for w in names]
 
         batch_axis = 0 if self.data_per_member else None
@@ -538,7 +540,10 @@ class Trainer:
             mngr.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
                 data=ocp.args.JsonSave({"iterators": [it.get_state() for it in iterators],
-                                        "pending": window, "digest": _digest(state)})))
+                                        "pending": window, "digest": _digest(state),
+                                        # wall time of the sessions that led to this step
+                                        "elapsed_s": self._elapsed_before
+                                        + time.perf_counter() - wall_start})))
             saved.append(step)
             self._last_save = os.path.join(str(mngr.directory), f"{step}.orbax-checkpoint-tmp")
 
@@ -688,7 +693,9 @@ class Trainer:
                 "seed": mc.seed, "steps": int(np.atleast_1d(jax.device_get(state.step))[m]),
                 "final_eval": last_eval[m], "baseline": self.task.baseline(),
                 "nonfinite_steps": int(skipped[m]), "compile_s": compile_s,
-                "wall_time_s": time.perf_counter() - wall_start,
+                # all sessions up to the restored checkpoint, then this one
+                "wall_time_s": self._elapsed_before + time.perf_counter() - wall_start,
+                "resumed_from": resumed_from,
                 "backend": jax.default_backend(), "devices": int(self.mesh.devices.size),
                 "vmapped_members": len(self.members),
             }

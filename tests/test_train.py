@@ -178,14 +178,18 @@ def test_killed_run_resumes_exactly(adding_run, tmp_path, monkeypatch):
         train.train_and_evaluate(load_config("adding"), str(tmp_path))
     assert [r["step"] for r in read_metrics(str(tmp_path))][-1] == 4
     monkeypatch.undo()
-    train.train_and_evaluate(load_config("adding"), str(tmp_path))
+    before = ocp.CheckpointManager(str(tmp_path / "checkpoints")).restore(3)["data"]["elapsed_s"]
+    summary = train.train_and_evaluate(load_config("adding"), str(tmp_path))
     assert timing_free(read_metrics(str(tmp_path))) == timing_free(read_metrics(adding_run[0]))
+    # the wall time counts the first session up to its checkpoint too, not only the resumed one
+    assert summary["resumed_from"] == 3 and summary["wall_time_s"] > before > 0
 
 
 def test_nan_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     _patch_iterator(monkeypatch, 4, lambda b: b | {"inputs": b["inputs"] * jnp.nan})
     with pytest.raises(train.NonFiniteLossError,
-                       match=r"NaN/Inf at step 5 .*grad_clip.*lower learning rate.*step 3"):
+                       match=r"NaN/Inf at step 5 .*tighter gradient clip \(now 1\).*"
+                             r"lower learning rate.*step 3"):
         train.train_and_evaluate(load_config("adding"), str(tmp_path))
     mngr = ocp.CheckpointManager(str(tmp_path / "checkpoints"))
     assert mngr.latest_step() == 3
