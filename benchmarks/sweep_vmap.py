@@ -16,10 +16,15 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 
 import jax
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:  # run as a script: configs/ and seqjax/ live in the repo root
+    sys.path.insert(0, REPO)
 
 
 def run(vmap: bool, args) -> dict:
@@ -30,7 +35,7 @@ def run(vmap: bool, args) -> dict:
     c.task.seq_len, c.task.eval_size = args.seq_len, 64
     c.train.num_steps, c.train.log_every = args.steps, args.steps
     c.train.eval_every = c.train.diagnostics_every = c.train.checkpoint_every = 0
-    c.train.vmap_sweep = vmap
+    c.train.vmap_sweep = "on" if vmap else "off"
     c.mesh.data = 1
     c.sweep.seed = list(range(args.seeds))
     with tempfile.TemporaryDirectory() as d:

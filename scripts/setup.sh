@@ -14,6 +14,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "seqjax: installing requirements into .venv (about a minute on first use)" >&2
   .venv/bin/python -m pip install -q -r requirements.txt 2>&1 | grep -v "^WARNING: Location" >&2 || true
   .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  .venv/bin/python -c "import seqjax, jax, flax, optax" || { echo "seqjax: install failed" >&2; exit 1; }
+  # -I: not from the current directory, so a failed editable install is caught here
+  .venv/bin/python -I -c "import seqjax, jax, flax, optax" || { echo "seqjax: install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

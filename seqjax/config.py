@@ -18,6 +18,7 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 MODEL_KINDS = ("recurrent", "feedforward")
 HOIST_CHOICES = ("auto", "on", "off")
 SPIKE_ENCODINGS = ("none", "rate", "latency")
+VMAP_SWEEP_CHOICES = ("auto", "on", "off")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -77,8 +78,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 3
     c.train.resume = True                # continue from the workdir's newest checkpoint
     c.train.skip_nonfinite = False       # skip (and count) a step whose loss is NaN/Inf
-    c.train.vmap_sweep = True            # sweep members differing only in seed, learning rate,
-                                         # forget bias or recurrent scale train as one vmapped program
+    c.train.vmap_sweep = "auto"          # "on": sweep members differing only in seed, learning rate,
+                                         # forget bias or recurrent scale train as one vmapped
+                                         # program; "auto": on accelerators and for init-only
+                                         # sweeps, not for training on CPU (it is slower there)
 
     # Devices: a (data, model) mesh; -1 = all devices. Batches split along "data".
     c.mesh = ml_collections.ConfigDict()
@@ -151,6 +154,7 @@ def validate(config, task_defaults: dict | None = None) -> None:
     _choice("model.spike_encoding", m.spike_encoding, SPIKE_ENCODINGS)
     _choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _choice("train.schedule", t.schedule, SCHEDULES)
+    _choice("train.vmap_sweep", t.vmap_sweep, VMAP_SWEEP_CHOICES)
     for name in ("model.hidden", "model.layers", "model.spike_steps", "model.unroll", "model.embed_dim",
                  "train.batch_size", "train.log_every", "task.seq_len",
                  "task.eval_size", "train.keep_checkpoints"):

@@ -280,8 +280,9 @@ def sweep_table(sweep: dict) -> dict:
             cell["criterion"] = ok[0]
             cell["success"].append(ok[1])
         if run["summary"]:
-            key, _, _ = _metric_for(run)
+            key, label, base = _metric_for(run)
             cell["final"].append(run["summary"]["final_eval"].get(key.split("/", 1)[1]))
+            cell["metric"], cell["baseline"] = label, base
     return table
 
 
@@ -339,6 +340,50 @@ def ratio_vs_T(table: dict, path: str) -> str:
                  f"{n_seeds} seeds)", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def final_by_condition(table: dict, path: str) -> str:
+    """The final eval metric of every condition (x) at every T (colour), the trivial baseline
+    dashed; a run that diverged is an × at the top. Readable with many conditions and few
+    seeds, where success-rate lines would lie on top of each other."""
+    conds = list(table)
+    Ts = sorted({T for by_T in table.values() for T in by_T})
+    metric = next((c["metric"] for by_T in table.values() for c in by_T.values()
+                   if c.get("metric")), "final eval")
+    base = next((c["baseline"] for by_T in table.values() for c in by_T.values()
+                 if c.get("baseline") is not None), None)
+    log = "mse" in metric or "ce" in metric
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.8 * len(conds) + 1.5), 4))
+    finals = [v for by_T in table.values() for c in by_T.values() for v in c["final"]
+              if v is not None]
+    top = max(finals + ([base] if base is not None else []), default=1.0)
+    for j, T in enumerate(Ts):
+        dx = (j - (len(Ts) - 1) / 2) * 0.18
+        for i, cond in enumerate(conds):
+            c = table[cond].get(T)
+            if not c:
+                continue
+            vals = [v for v in c["final"] if v is not None]
+            ax.plot([i + dx] * len(vals), vals, ls="none", marker="o", color=f"C{j}",
+                    label=f"T={T}" if i == 0 else None)
+            if c.get("diverged"):
+                ax.plot([i + dx], [top * (2 if log else 1.05)], ls="none", marker="x", ms=8,
+                        color=f"C{j}")
+    if base is not None:
+        ax.axhline(base, ls="--", color="grey", lw=1)
+        ax.text(len(conds) - 0.5, base, f"baseline {base:.3g}", ha="right", va="bottom",
+                fontsize=8, color="grey")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xticks(range(len(conds)), conds, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} at the end of training (× = stopped on NaN/Inf)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y", which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -428,6 +473,8 @@ def sweep_figures(workdir: str, out_dir: str) -> list[str]:
     if trained:
         paths.append(seed_bands(sweep, os.path.join(out_dir, "learning_curves_seeds.png")))
     Ts = {T for by_T in table.values() for T in by_T}
+    if len(table) > 2 and trained:  # several conditions (cells): their final metric side by side
+        paths.append(final_by_condition(table, os.path.join(out_dir, "final_by_condition.png")))
     if len(table) > 2:  # several conditions (cells): side by side, first seed of each, per T
         for T in sorted(Ts):
             runs = _first_seed_per_condition(sweep, T)

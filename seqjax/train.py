@@ -301,7 +301,13 @@ class Trainer:
     def _model(self, config):
         if self.custom_model:
             return type(self.task)(config).build_model()
-        return models.build_model(ml_collections.FrozenConfigDict(config.model), self.spec)
+        model_config = config.model
+        if self.vmapped and model_config.impl == "auto" and jax.default_backend() == "cpu":
+            # vmapped members on CPU: the fused kernel batches worse than lax.scan (5 LSTM seeds:
+            # 61.5 s fused vs 46.5 s scan, benchmarks/RESULTS.md); same maths, tested equal
+            model_config = ml_collections.ConfigDict(model_config.to_dict())
+            model_config.impl = "scan"
+        return models.build_model(ml_collections.FrozenConfigDict(model_config), self.spec)
 
     # ---- pure functions (jitted, and vmapped over members, below)
 
@@ -785,11 +791,25 @@ def _get(config, dotted: str):
     return node
 
 
+def vmap_sweep(config) -> bool:
+    """Whether members that differ only in VMAPPABLE fields train as one vmapped program.
+
+    ``train.vmap_sweep="auto"``: yes on accelerators, where one small run leaves the chip idle,
+    and for init-only sweeps (one compile instead of one per member); not for training on
+    CPU, where a step is already compute-bound and N sequential runs are as fast or faster
+    (5 LSTM seeds: sequential 41.5 s, vmapped 46.5–61.5 s, benchmarks/RESULTS.md).
+    """
+    choice = config.train.vmap_sweep
+    if choice == "auto":
+        return jax.default_backend() != "cpu" or config.train.num_steps == 0
+    return choice == "on"
+
+
 def sweep_groups(config, members) -> list[tuple[str | None, list]]:
     """Members partitioned into groups that differ only in VMAPPABLE fields.
 
     Returns [(group name or None for a lone member, [(name, config), ...])], in order of
-    first appearance. With ``train.vmap_sweep=False`` every member is alone.
+    first appearance. Without vmapping (``vmap_sweep(config)`` false) every member is alone.
     """
     fields = list(config_lib.sweep_fields(config))
     for arm in config_lib.parse_arms(config).values():
@@ -802,7 +822,7 @@ def sweep_groups(config, members) -> list[tuple[str | None, list]]:
         groups.setdefault(key, []).append((name, member))
     out = []
     for key, group in groups.items():
-        if len(group) > 1 and config.train.vmap_sweep:
+        if len(group) > 1 and vmap_sweep(config):
             label = "-".join(f"{f.rsplit('.', 1)[-1]}={v}" for f, v in zip(fixed, key))
             out.append(("vmap" + (f"-{label}" if label else ""), group))
         else:

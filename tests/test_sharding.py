@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from seqjax import sharding, train
+from seqjax import config as config_lib, sharding, train
 from seqjax.logging import read_metrics
 
 RTOL = 1e-4
@@ -78,6 +78,7 @@ def test_vmapped_sweep_members_equal_standalone_runs(tmp_path):
     c = smoke()
     c.sweep.seed = [0, 1]
     c.sweep.train = {"learning_rate": [1e-3, 1e-2]}
+    c.train.vmap_sweep = "on"  # "auto" would run them one by one on CPU
     out = train.train_and_evaluate(c, str(tmp_path / "sweep"))
     assert len(out["members"]) == 4
     assert all(s["vmapped_members"] == 4 for s in out["members"].values())
@@ -94,6 +95,7 @@ def test_vmapped_sweep_members_equal_standalone_runs(tmp_path):
 def test_vanishing_sweep_smoke_draws_vs_T_figures(tmp_path):
     from experiments import report
     c = smoke("vanishing_sweep")
+    c.train.vmap_sweep = "on"
     out = train.train_and_evaluate(c, str(tmp_path))
     assert len(out["members"]) == 4  # 2 arms × 1 seed × 2 lengths
     groups = json.load(open(tmp_path / "sweep.json"))["vmapped_groups"]
@@ -121,7 +123,8 @@ def test_cells_sweep_draws_one_gradient_panel_per_cell(tmp_path):
     out = train.train_and_evaluate(c, str(tmp_path))
     assert sorted(out["members"]) == ["LIF-seq_len=6", "LSTM-seq_len=6", "minGRU-seq_len=6"]
     report.print_report(str(tmp_path))
-    assert os.path.getsize(tmp_path / "figures" / "gradient_panels_T6.png") > 10_000
+    for fig in ("gradient_panels_T6.png", "final_by_condition.png"):
+        assert os.path.getsize(tmp_path / "figures" / fig) > 10_000
 
 
 def test_underflowed_ratios_are_an_upper_bound_on_the_float32_floor():
@@ -156,3 +159,17 @@ def test_a_diverging_sweep_member_does_not_stop_the_others(tmp_path):
     assert table["huge lr"][6]["success"] == [False] and table["huge lr"][6]["diverged"] == 1
     assert len(table["LSTM"][6]["final"]) == 1
     report.print_report(str(tmp_path))  # the finished member's figures and table still come out
+
+
+def test_vmap_sweep_auto_vmaps_init_only_sweeps_but_not_cpu_training():
+    c = smoke()
+    c.sweep.seed = [0, 1]
+    members = train.sweep_members(c)
+    assert [g for g, _ in train.sweep_groups(c, members)] == [None, None]  # CPU, training
+    c.train.num_steps = 0
+    assert [len(m) for _, m in train.sweep_groups(c, members)] == [2]
+    c.train.num_steps, c.train.vmap_sweep = 6, "on"
+    assert [len(m) for _, m in train.sweep_groups(c, members)] == [2]
+    c.train.vmap_sweep = "yes"
+    with pytest.raises(ValueError, match=r"train.vmap_sweep.*'yes'.*auto, on, off"):
+        config_lib.validate(c)
