@@ -157,16 +157,19 @@ def main(argv):
     if type(config).__name__ == "_ErrorConfig":  # ml_collections' stand-in for a failed load
         path = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "")
         _fail(f"cannot load --config={path}: {_last_line(config.__dict__['_error'])}")
+    import jax
     from experiments import report
     from seqjax import train
     try:
         train.train_and_evaluate(config, _WORKDIR.value)
-        report.print_report(_WORKDIR.value)
+        if jax.process_index() == 0:  # one host draws the figures
+            report.print_report(_WORKDIR.value)
     except train.TrainingInterrupted as e:
         print(f"{e}.\nTo resume, run:\n  {_resume_command(sys.argv)}", file=sys.stderr)
         sys.exit(128 + e.signum)
     except train.SweepDivergedError as e:  # the other members finished: show what they found
-        report.print_report(_WORKDIR.value)
+        if jax.process_index() == 0:
+            report.print_report(_WORKDIR.value)
         _fail(str(e))
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once
         print("interrupted again: stopped without saving. The newest complete checkpoint is "

@@ -25,6 +25,9 @@ MODEL = "model"
 def maybe_initialize_distributed(config) -> None:
     """``jax.distributed.initialize()`` once, when ``config.distributed`` is set."""
     if config.get("distributed", False) and not getattr(maybe_initialize_distributed, "_done", False):
+        # CPU hosts need a collectives library for cross-process all-reduce (GPU/TPU
+        # clients ignore this setting); it must be chosen before initialize().
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize()
         maybe_initialize_distributed._done = True
 
