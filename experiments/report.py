@@ -20,6 +20,8 @@ def print_report(workdir: str) -> None:
     else:
         dirs = train.run_dirs(workdir)
         paths = plots.all_figures(dirs, out)
+        if len(dirs) > 2 and plots.load_sweep(workdir):  # many conditions: side by side too
+            paths += plots.sweep_figures(workdir, out)
         print_run_table(dirs)
     print("\nfigures:\n" + "\n".join(f"  {p}" for p in paths))
     print(f"\nTensorBoard:\n  tensorboard --logdir {workdir}")

@@ -42,6 +42,16 @@ def load_run(workdir: str) -> dict:
         label = f"{m['activation']} RNN"
     else:
         label = m["cell"].upper()
+    # a sweep member is named by its condition (arm and swept values), not only by its cell
+    sweep_path = os.path.join(os.path.dirname(os.path.normpath(workdir)), "sweep.json")
+    if os.path.exists(sweep_path):
+        with open(sweep_path) as f:
+            fields = json.load(f).get("member_fields", {}).get(
+                os.path.basename(os.path.normpath(workdir)))
+        if fields and fields.get("arm"):
+            label = _condition(fields, drop=())
+        elif fields and set(fields) - {"model.cell"}:  # the cell names it, the rest tells apart
+            label += ", " + _condition(fields, drop=("model.cell",))
     return {"dir": workdir, "config": config, "rows": read_metrics(workdir), "summary": summary,
             "label": label, "diverged": diverged}
 

@@ -122,6 +122,8 @@ def test_cells_sweep_draws_one_gradient_panel_per_cell(tmp_path):
     c.sweep.task = {"seq_len": [6]}
     out = train.train_and_evaluate(c, str(tmp_path))
     assert sorted(out["members"]) == ["LIF-seq_len=6", "LSTM-seq_len=6", "minGRU-seq_len=6"]
+    from seqjax import plots  # members are named by their arm, not only by their cell
+    assert plots.load_run(str(tmp_path / "minGRU-seq_len=6"))["label"] == "minGRU, seq_len=6"
     report.print_report(str(tmp_path))
     for fig in ("gradient_panels_T6.png", "final_by_condition.png"):
         assert os.path.getsize(tmp_path / "figures" / fig) > 10_000
