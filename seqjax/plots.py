@@ -50,7 +50,7 @@ def load_run(workdir: str) -> dict:
                 os.path.basename(os.path.normpath(workdir)))
         if fields and fields.get("arm"):
             label = _condition(fields, drop=())
-        elif fields and set(fields) - {"model.cell"}:  # the cell names it, the rest tells apart
+        elif fields and set(fields) - {"model.cell", "arm"}:  # cell names it, the rest tells apart
             label += ", " + _condition(fields, drop=("model.cell",))
     return {"dir": workdir, "config": config, "rows": read_metrics(workdir), "summary": summary,
             "label": label, "diverged": diverged}

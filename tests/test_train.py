@@ -143,6 +143,8 @@ def test_vanishing_sweep_runs_both_cells_and_draws_figures(tmp_path):
     report.print_report(str(tmp_path))
     for fig in ("learning_curves.png", "gradient_vs_t.png", "gradient_heatmaps.png"):
         assert os.path.getsize(tmp_path / "figures" / fig) > 10_000
+    from seqjax import plots  # the cell names a member of a sweep over cells: nothing added
+    assert plots.load_run(str(tmp_path / "cell=rnn"))["label"] == "tanh RNN"
 
 
 # ----------------------------------------------------------------- resume, NaN, workdir
