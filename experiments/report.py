@@ -1,4 +1,7 @@
-"""Figures and a short table of final numbers for a finished workdir (no training)."""
+"""Figures and a short table of final numbers for a finished workdir (no training).
+
+    python -m experiments.report runs/sweep_init
+"""
 
 import os
 
@@ -63,3 +66,11 @@ def print_sweep_table(workdir: str) -> None:
             final = [v for v in c["final"] if v is not None]
             fin = f"{np.mean(final):.4g}" if final else "-"
             print(f"{cond:34s} {T:6d} {ratio:>34s} {succ:>13s} {fin:>13s}")
+
+
+if __name__ == "__main__":  # python -m experiments.report <workdir> [more workdirs]
+    import sys
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m experiments.report <workdir> [more workdirs]")
+    for w in sys.argv[1:]:
+        print_report(w)

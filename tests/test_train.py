@@ -257,3 +257,14 @@ def test_a_run_from_before_a_schema_field_was_added_still_resumes():
     assert config_lib.diff(old, new) == []
     new["model"]["update_bias"] = -4.0
     assert config_lib.diff(old, new) == ["model.update_bias"]
+
+
+def test_report_command_prints_the_table_of_a_finished_run(adding_run):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "experiments.report", adding_run[0]],
+                         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
+                             os.path.abspath(__file__))), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "final numbers:" in out.stdout and "mse" in out.stdout
+    assert os.path.exists(os.path.join(adding_run[0], "figures", "learning_curves.png"))
