@@ -9,8 +9,7 @@ import pytest
 
 from seqjax.data import flickr8k, mnist_scenes, por_eng
 from seqjax.tasks import frames
-
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+from tests.realdata_helpers import SHARED  # $SEQJAX_SHARED_DATA, default ../shared/data
 
 
 def write_idx(path, array):

@@ -1,7 +1,8 @@
 """What the local-file builders of issue 7 (mnist_scenes, flickr8k, por_eng) share.
 
 * ``raw_dir_for(config, name)``: ``config.data.raw_dir`` when set, else the project's
-  offline copy ``<repo>/../shared/data/<name>``; a missing directory is an error that names it.
+  offline copy ``$SEQJAX_SHARED_DATA/<name>`` (default ``<repo>/../shared/data/<name>``, the
+  variable the tests read too); a missing directory is an error that names it.
 * ``data_dir_for(config)``: ``config.data.data_dir`` when set, else ``<repo>/data/tfds``.
 * ``prepare(builder_cls, builder_config, raw_dir, data_dir)``: build once (TFDS
   ``download_and_prepare`` with ``manual_dir=raw_dir``, array_record files), then return the
@@ -24,7 +25,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 
 def raw_dir_for(config, name: str) -> str:
-    raw = config.data.raw_dir or os.path.join(REPO_ROOT, "..", "shared", "data", name)
+    shared = os.environ.get("SEQJAX_SHARED_DATA") or os.path.join(REPO_ROOT, "..", "shared", "data")
+    raw = config.data.raw_dir or os.path.join(shared, name)
     raw = os.path.abspath(raw)
     if not os.path.isdir(raw):
         raise FileNotFoundError(
