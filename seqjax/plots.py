@@ -20,6 +20,10 @@ from seqjax.logging import read_metrics  # noqa: E402
 HIDDEN_NORMS = "grad/hidden_norms"
 
 
+# Written by the trainer into a sweep member's directory when it stopped on NaN/Inf.
+DIVERGED_FILE = "diverged.json"
+
+
 def load_run(workdir: str) -> dict:
     """config, metrics rows, summary (if finished) and a display label of one run directory."""
     cfg_path = os.path.join(workdir, "config.json")
@@ -29,7 +33,7 @@ def load_run(workdir: str) -> dict:
         config = json.load(f)
     summary_path = os.path.join(workdir, "summary.json")
     summary = json.load(open(summary_path)) if os.path.exists(summary_path) else None
-    diverged_path = os.path.join(workdir, "diverged.json")  # train.DIVERGED_FILE
+    diverged_path = os.path.join(workdir, DIVERGED_FILE)
     diverged = json.load(open(diverged_path)) if os.path.exists(diverged_path) else None
     m = config["model"]
     if m["kind"] == "feedforward":

@@ -887,8 +887,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     return {"members": summaries}
 
 
-# Written into a sweep member's directory when it stopped on NaN/Inf (removed by a rerun).
-DIVERGED_FILE = "diverged.json"
+# Written into a sweep member's directory when it stopped on NaN/Inf (removed by a rerun);
+# plots.load_run reads it.
+DIVERGED_FILE = plots.DIVERGED_FILE
 
 
 def _arm_of(name: str, arms: dict) -> str | None:
