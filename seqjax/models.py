@@ -123,7 +123,6 @@ class SequenceModel(nn.Module):
         features = nn.Dropout(m.dropout, deterministic=not train)(features)
         return nn.Dense(self.spec.output_dim, name="head")(features)
 
-
     def _spike_encode(self, x, lengths, encoding: str, steps: int):
         """(B, T, D) inputs in [0, 1] → (B, T·steps, D) spikes: each input step becomes
         ``steps`` sub-steps (seqjax.cells_modern.rate_encode / latency_encode). Rate codes
@@ -143,10 +142,15 @@ class SequenceModel(nn.Module):
         return s, (None if lengths is None else lengths * steps)
 
 
+def _valid_BxT(lengths, T: int, dtype):
+    """1.0 where step t < the example's length, else 0.0."""
+    return (jnp.arange(T)[None, :] < lengths[:, None]).astype(dtype)
+
+
 def _valid_mean(hs_BxTxH, lengths):
     if lengths is None:
         return jnp.mean(hs_BxTxH)
-    valid = (jnp.arange(hs_BxTxH.shape[1])[None, :] < lengths[:, None]).astype(hs_BxTxH.dtype)
+    valid = _valid_BxT(lengths, hs_BxTxH.shape[1], hs_BxTxH.dtype)
     return jnp.sum(hs_BxTxH * valid[:, :, None]) / (jnp.sum(valid) * hs_BxTxH.shape[-1])
 
 
@@ -168,7 +172,7 @@ class FeedForward(nn.Module):
             x = nn.Embed(self.spec.dim, m.embed_dim, name="embed")(x)
         if "lengths" in batch:  # zero the padding so it cannot leak into the prediction
             T = x.shape[1]
-            valid = (jnp.arange(T)[None, :] < batch["lengths"][:, None]).astype(x.dtype)
+            valid = _valid_BxT(batch["lengths"], T, x.dtype)
             x = x * valid[:, :, None]
         B, T = x.shape[:2]
         h = x.reshape(B, -1)
