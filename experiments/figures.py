@@ -21,12 +21,14 @@ def main(argv):
     if not workdirs:
         raise app.UsageError("give one or more run directories")
     out = _OUT.value or os.path.join(workdirs[0], "figures")
-    # A seed or T sweep is drawn as a sweep (bands over seeds, vs-T figures), as report.py does.
-    sweeps = [w for w in workdirs if report.is_seed_or_T_sweep(w)]
-    paths = [p for w in sweeps for p in plots.sweep_figures(w, out)]
-    dirs = [d for w in workdirs if w not in sweeps for d in train.run_dirs(w)]
-    if dirs:
-        paths += plots.all_figures(dirs, out)
+    if len(workdirs) == 1:  # exactly the figures report.py draws
+        paths = report.draw(workdirs[0], out)
+    else:  # seed or T sweeps as sweeps; the other runs of all workdirs together, to compare
+        sweeps = [w for w in workdirs if report.is_seed_or_T_sweep(w)]
+        paths = [p for w in sweeps for p in plots.sweep_figures(w, out)]
+        dirs = [d for w in workdirs if w not in sweeps for d in train.run_dirs(w)]
+        if dirs:
+            paths += plots.all_figures(dirs, out)
     for path in paths:
         print(path)
 

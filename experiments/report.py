@@ -15,17 +15,24 @@ def is_seed_or_T_sweep(workdir: str) -> bool:
     return bool(sweep) and bool({"seed", "task.seq_len"} & set(sweep["sweep"]))
 
 
-def print_report(workdir: str) -> None:
-    out = os.path.join(workdir, "figures")
+def draw(workdir: str, out: str) -> list[str]:
+    """The figures of a workdir into ``out``: a seed or T sweep as a sweep (bands over seeds,
+    vs-T figures); anything else run by run, plus side-by-side figures for many conditions."""
     if is_seed_or_T_sweep(workdir):
-        paths = plots.sweep_figures(workdir, out)
+        return plots.sweep_figures(workdir, out)
+    dirs = train.run_dirs(workdir)
+    paths = plots.all_figures(dirs, out)
+    if len(dirs) > 2 and plots.load_sweep(workdir):
+        paths += plots.sweep_figures(workdir, out)
+    return paths
+
+
+def print_report(workdir: str) -> None:
+    paths = draw(workdir, os.path.join(workdir, "figures"))
+    if is_seed_or_T_sweep(workdir):
         print_sweep_table(workdir)
     else:
-        dirs = train.run_dirs(workdir)
-        paths = plots.all_figures(dirs, out)
-        if len(dirs) > 2 and plots.load_sweep(workdir):  # many conditions: side by side too
-            paths += plots.sweep_figures(workdir, out)
-        print_run_table(dirs)
+        print_run_table(train.run_dirs(workdir))
     print("\nfigures:\n" + "\n".join(f"  {p}" for p in paths))
     print(f"\nTensorBoard:\n  tensorboard --logdir {workdir}")
 
