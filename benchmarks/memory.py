@@ -1,4 +1,4 @@
-"""Peak memory of one LSTM training step at long T, with and without remat (issue 5).
+"""Peak memory of one LSTM training step at long T, with and without remat.
 
 Problem: the adding problem's shapes (B=16 sequences of D=2 features, H=128), T = 1,000,
 10,000 and 100,000; one full training step (forward, loss, backward, SGD update), jitted.

@@ -4,7 +4,7 @@ For each T, one jitted training-style pass per (cell, impl): the gradient of the
 outputs with respect to the parameters (forward + backward through time). Compile time is
 measured apart (``lower().compile()``); then the functions of one T run interleaved,
 ``--repeats`` times, and the median is reported. ``os.getloadavg()`` is recorded with
-every T, since this machine is shared.
+every T, since other processes on the machine change the timings.
 
     python benchmarks/parallel_scan.py [--T=512,2048,8192,16384] [--B=8 --D=32 --H=128]
         [--repeats=3] [--impls=scan,parallel] [--json=out.json]

@@ -6,7 +6,8 @@ r"""The adding problem (Hochreiter & Schmidhuber 1997): one cell, one run.
 Variants: ``:smoke`` (seconds; tests), ``:cpu`` (default), ``:gpu``/``:tpu`` (T=400, H=128,
 batch 256). Baseline: predicting the mean scores MSE 1/6 ≈ 0.167.
 Expected on a 2-core CPU (``:cpu``, T=100, H=64, 2000 steps, ≈ 1 min): LSTM eval MSE
-well below 0.05; tanh RNN stays at the 0.167 baseline (see README "reproduces").
+well below 0.05; tanh RNN stays at the 0.167 baseline (see docs/vanishing_gradients.md,
+"Reproduces").
 """
 
 from seqjax.config import base_config

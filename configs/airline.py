@@ -10,10 +10,10 @@ and divided by the std of the training part, and predicts the change to the next
 the first 96 months (2/3) train, the last 48 test. On a machine with internet leave out
 ``--config.data.raw_dir`` and TFDS downloads the CSV.
 Variants: ``:smoke`` (tests), ``:cpu`` (default; H=16, 1,500 steps of 16 windows, ≈ 1 min on
-2 shared cores), ``:gpu``/``:tpu`` (the same: the series is tiny), ``:tutorial`` (the published
+2 CPU cores), ``:gpu``/``:tpu`` (the same: the series is tiny), ``:tutorial`` (the published
 Keras tutorial's setup: window 1, LSTM of 4 units, batch 1, 100 epochs, predict the value,
 min-max scaled over the whole series as the tutorial did — test part included).
-Measured (README "Real data"): test RMSE 22.6 thousand passengers (seeds 0–4: 20.8–28.6),
+Measured (docs/real_data.md): test RMSE 22.6 thousand passengers (seeds 0–4: 20.8–28.6),
 against 41.85 for the seasonal-naive forecast (value 12 months earlier), 48.0 for persistence
 and the tutorial's published 47.5; ``:tutorial`` scores 52.7 (62.6 with
 ``--config.task.scaling=minmax``, i.e. without the test part in the scaling).

@@ -10,7 +10,7 @@ Variants: ``:smoke`` (tests; seconds), ``:cpu`` (default: 20k scenes, CNN 8-16-3
 2500 steps, batch 32), ``:gpu`` (VGG widths 64-128-256, H=256, 100k scenes, 20k steps,
 batch 128).
 Expected (``:cpu``, seed 0, measured): test exact match 0.943 greedy / 0.946 beam 3,
-BLEU-4 97.0 / 97.2, in 15 min on 2 CPU cores shared with other jobs (49 min under heavier
+BLEU-4 97.0 / 97.2, in 15 min on a 2-core CPU at load average 8–11 (49 min under heavier
 load). A model that ignores the image can only guess the digits: exact match ≈ 0 (1/10 for one digit,
 1/100 for two, 1/1000 for three).
 """

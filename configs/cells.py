@@ -9,15 +9,16 @@ vanishing gradients (IRNN, minGRU, minLSTM, LRU, spiking LIF); seed 0 (five seed
     python -m experiments.main --config=configs/cells.py:order --workdir=runs/cells_order
     python -m experiments.main --config=configs/cells.py:copy --workdir=runs/cells_copy
 
-Each arm is one cell with its paper's default initialisation, plus minGRU with its update
-gate biased towards remembering (update_bias −4, which keeps 0.16 of the gradient at init,
-README "Gradient flow at initialisation"). Hyper-parameters are those of configs/adding.py
-etc. (H=64, Adam 3e-3, clip 1, batch 64) for every cell. Figures: final_by_condition.png
-(the final metric of every cell) and gradient_panels_T{T}.png (‖∂L/∂h_t‖ vs t at init and
-after training, a panel per cell), for ``:init`` init_ratio_vs_T.png, in <workdir>/figures;
-``python -m experiments.report <workdir>`` prints the table again and redraws them.
+Each arm is one cell with its paper's default initialisation, plus minGRU with its update gate
+biased towards remembering (update_bias −4, which keeps 0.16 of the gradient at init,
+docs/vanishing_gradients.md, "Gradient flow at initialisation"). Hyper-parameters are those of
+configs/adding.py etc. (H=64, Adam 3e-3, clip 1, batch 64) for every cell. Figures:
+final_by_condition.png (the final metric of every cell) and gradient_panels_T{T}.png (‖∂L/∂h_t‖
+vs t at init and after training, a panel per cell), for ``:init`` init_ratio_vs_T.png, in
+<workdir>/figures; ``python -m experiments.report <workdir>`` prints the table again and redraws
+them.
 The LIF cell reads its inputs as currents (model.spike_encoding="none") and the head reads its
-last spike vector. Runtime on a 2-core CPU and results: README "Every cell on the same task".
+last spike vector. Runtime on a 2-core CPU and results: docs/cells.md.
 """
 
 from configs import adding, copy, temporal_order

@@ -7,7 +7,7 @@ T = 30 frames of 14×75 px, the digit moving 2 px per frame; the occluder (40 co
 hides it completely for about 16 consecutive frames (t ≈ 7–23), which can only be labelled
 from memory of the first ~7 (about 4 of them with the whole digit in view).
 Variants: ``:smoke`` (tests), ``:cpu`` (default: H=64, batch 32, 1500 steps; 6–9 min per cell
-on 2 CPU cores shared with other jobs), ``:gpu`` (T=60 with a 100-column occluder, H=128,
+on a 2-core CPU at load average 8–11), ``:gpu`` (T=60 with a 100-column occluder, H=128,
 batch 256).
 Expected (``:cpu``, seed 0, measured): LSTM accuracy 0.73 on visible and 0.73 on occluded
 frames (it holds the class through the occlusion); tanh RNN 0.55 visible, 0.32 occluded (its

@@ -10,12 +10,12 @@ Bidirectional: add ``--config.model.bidirectional=True``. The first run prepares
 reviews into ``data.data_dir`` (≈ 15 s, once); on a machine with internet leave out
 ``--config.data.raw_dir`` and TFDS downloads the original archive.
 Variants: ``:smoke`` (tests, seconds), ``:cpu`` (default; embedding 32, LSTM 64, batch 64,
-1,200 steps ≈ 3 epochs, cosine from 2e-3: ≈ 14 min on 2 shared cores, one evaluation at the
-end), ``:gpu``/``:tpu`` (the published setup: embedding 32, LSTM 100, batch 64, 1e-3, evaluated
-every ≈ epoch for 8 epochs).
+1,200 steps ≈ 3 epochs, cosine from 2e-3: ≈ 14 min on 2 CPU cores under load, one evaluation
+at the end), ``:gpu``/``:tpu`` (the published setup: embedding 32, LSTM 100, batch 64, 1e-3,
+evaluated every ≈ epoch for 8 epochs).
 Published anchor: ≈ 87% test accuracy for a small LSTM (vocabulary 5,000, length 500,
-embedding 32, LSTM 100, 3 epochs; Brownlee's Keras tutorial). Measured here (README "Real
-data"): ``:cpu`` 88.3% on the 25,000 test reviews; the constant predictor scores 50%.
+embedding 32, LSTM 100, 3 epochs; Brownlee's Keras tutorial). Measured here (docs/real_data.md):
+``:cpu`` 88.3% on the 25,000 test reviews; the constant predictor scores 50%.
 """
 
 from configs.adding import apply_variant

@@ -10,7 +10,7 @@ Variant ``<input>[:<size>]``: input ``rows`` (default; T=28 steps of 28 pixels),
 The first run prepares MNIST from the four IDX files into ``data.data_dir`` (≈ 20 s, once).
 On a machine with internet leave out ``--config.data.raw_dir`` and TFDS downloads them.
 
-Expected (README "Real data", measured on 2 shared CPU cores):
+Expected (docs/real_data.md, measured on a 2-core CPU under load):
 * ``:rows`` (LSTM H=128, batch 128, 2,000 steps ≈ 4.3 epochs, cosine from 2e-3): 98.52% test
   accuracy (target ≥ 98%) in 4 min 21 s (MNIST preparation included); constant predictor 11.35%.
 * ``:pixels`` on CPU is a short run only (H=64, batch 64, 1,000 steps ≈ 1 epoch, 12 min 17 s):
@@ -19,8 +19,7 @@ Expected (README "Real data", measured on 2 shared CPU cores):
   LSTM biases is ≈ 3e12 at forget bias 2 and overflows to inf at 4 (NaN at step 1).
   ``:pixels:gpu``/``:permuted:gpu`` (H=128, batch 128, 30,000 steps ≈ 64 epochs) are the runs
   to compare with the published LSTM 98.2–98.9% (pixels) and 88–92% (permuted) (Le et al.
-  2015; Arjovsky et al. 2016; tanh RNN ≈ 35%, IRNN ≈ 97% on pixels): not run here (no
-  accelerator was available to this work).
+  2015; Arjovsky et al. 2016; tanh RNN ≈ 35%, IRNN ≈ 97% on pixels): not measured on a GPU yet.
 """
 
 from configs.adding import apply_variant

@@ -10,8 +10,8 @@ the last 940 test. The seasonal-naive baseline uses 12 months, as for the other 
 series, although sunspots have no yearly season (their cycle is ≈ 11 years); persistence
 (last month's value) is the stronger baseline and is reported beside it.
 Variants: ``:smoke`` (tests), ``:cpu`` (default; H=32, 3,000 steps of 16 windows, ≈ 1 min on
-2 shared cores), ``:gpu``/``:tpu`` (the same; the series is small).
-Measured (README "Real data"): test RMSE 17.8, below seasonal naive (36.5) and a little below
+2 CPU cores), ``:gpu``/``:tpu`` (the same; the series is small).
+Measured (docs/real_data.md): test RMSE 17.8, below seasonal naive (36.5) and a little below
 persistence (18.5).
 """
 

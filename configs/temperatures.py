@@ -9,8 +9,8 @@ the next day's change. Chronological split: the first 2,433 days (2/3) train, th
 test. Seasonal period: 365 days (the seasonal-naive forecast is the value one year — 365
 rows — earlier; the file has no 31 December in leap years, so a year is always 365 rows).
 Variants: ``:smoke`` (tests), ``:cpu`` (default; H=32, 3,000 steps of 16 windows, ≈ 1 min on
-2 shared cores), ``:gpu``/``:tpu`` (the same; the series is small).
-Measured (README "Real data"): test RMSE 2.31 °C, below both the seasonal-naive forecast
+2 CPU cores), ``:gpu``/``:tpu`` (the same; the series is small).
+Measured (docs/real_data.md): test RMSE 2.31 °C, below both the seasonal-naive forecast
 (3.85 °C) and persistence (yesterday's value, 2.62 °C).
 """
 

@@ -6,7 +6,7 @@ r"""Temporal order (Hochreiter & Schmidhuber 1997, task 6a): 4 classes, chance 2
 Variants ``:smoke``, ``:cpu`` (default: T=100, H=64, 2000 steps, ≈ 1–2 min per cell on 2 cores),
 ``:gpu``/``:tpu`` (T=400, H=128, batch 256).
 Expected on CPU: the LSTM climbs far above chance; the tanh RNN stays near 25% at T=100
-(numbers in the README's "reproduces" table).
+(numbers in docs/vanishing_gradients.md, "Reproduces").
 """
 
 from configs.adding import apply_variant

@@ -14,9 +14,10 @@ Variants: ``:smoke`` (tests; Luong attention only), ``:cpu`` (default: bidirecti
 H=128, embed 64, batch 64, 1500 steps, dropout 0.2), ``:gpu`` (H=256, embed 128, batch 128,
 15k steps).
 Expected (``:cpu``, seed 0, measured): test sacreBLEU (lower-cased) with Luong attention 11.5
-greedy / 12.8 beam 4, without attention 2.3 / 2.7; 27 and 12 min on 2 CPU cores shared with
-other jobs. Tatoeba sentences are short (mean 6.8 English words) but 10.6k training pairs are
-far too few for fluent output: expect many <unk> and wrong content words (see the tables).
+greedy / 12.8 beam 4, without attention 2.3 / 2.7; 27 and 12 min on a 2-core CPU at
+load average 8–11. Tatoeba sentences are short (mean 6.8 English words) but 10.6k training
+pairs are far too few for fluent output: expect many <unk> and wrong content words (see the
+tables).
 """
 
 import ml_collections

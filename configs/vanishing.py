@@ -10,7 +10,7 @@ the 0.167 baseline; ‖∂L/∂h_t‖ vs t at init and at the end; the (step × 
 Variants: ``:smoke`` (seconds, for tests), ``:cpu`` (default; ≈ 2 min on a 2-core CPU),
 ``:gpu``/``:tpu`` (T=400, H=128, batch 256, same code).
 Expected (``:cpu``): the RNN's eval MSE stays at the 1/6 baseline, the LSTM's falls
-far below it (README "reproduces" has the measured numbers).
+far below it (docs/vanishing_gradients.md has the measured numbers).
 """
 
 from configs.adding import get_config as adding_config

@@ -11,9 +11,10 @@ Seeds (and forget biases, recurrent scales) of one cell and T run as one vmapped
 ``:init`` and on accelerators; training on CPU runs them one after another, which is faster there
 (train.vmap_sweep="auto"); cells and T always run one after another. Figures: init_ratio_vs_T.png, success_vs_T.png,
 learning_curves_seeds.png in <workdir>/figures.
-Runtime on a 2-core CPU: ``:init`` ≈ 10 min, ``:train`` ≈ 19 min (numbers in the README).
-Inits: orthogonal recurrent blocks, Glorot inputs, H=128 for ``:init`` (as the issue's
-reference numbers), H=64 for ``:train``.
+Runtime on a 2-core CPU: ``:init`` ≈ 10 min, ``:train`` ≈ 19 min (numbers in
+docs/vanishing_gradients.md).
+Inits: orthogonal recurrent blocks, Glorot inputs, H=128 for ``:init`` (as the
+reference numbers of experiments/gradient_flow.py), H=64 for ``:train``.
 Expected at init, T=100: tanh RNN 4e-3 to 3e-2; LSTM forget bias 0 ≈ 1e-14, 1 ≈ 3e-3,
 2 ≈ 1, 3 ≈ 5; IRNN ≈ 0.7; exploding for ρ=1.5.
 """

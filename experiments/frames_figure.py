@@ -1,4 +1,4 @@
-"""Per-frame accuracy vs frame index for the frame-labelling runs (issue 7), from the run
+"""Per-frame accuracy vs frame index for the frame-labelling runs (configs/frames.py), from the run
 directories alone: each run's config.json and its newest checkpoint, evaluated on the task's
 fixed evaluation videos (never retrains).
 
@@ -71,7 +71,7 @@ def draw(rows, path: str) -> None:
 def main(argv):
     if len(argv) != 2:
         raise app.UsageError("give one run directory (a frames sweep, or one run)")
-    from seqjax.train import run_dirs
+    from seqjax.rundir import run_dirs
     rows = [frame_accuracy(d) for d in run_dirs(argv[1])]
     for cell, acc, occ in rows:
         print(f"{cell:5s} acc by frame: " + " ".join(f"{a:.2f}" for a in acc))

@@ -32,7 +32,7 @@ CELL_SPECS = (
     ("LSTM forget_bias=2", "lstm", {}, {"forget_bias": 2.0}),
     ("LSTM forget_bias=3", "lstm", {}, {"forget_bias": 3.0}),
     ("GRU", "gru", {}, {}),
-    # issue 8 (seqjax/cells_modern.py); a 0.00e+00 means below float32's range for the norm
+    # the newer cells (minGRU, minLSTM, LRU, LIF); 0.00e+00 means below float32's range for the norm
     ("minGRU update_bias=0", "mingru", {}, {}),
     ("minGRU update_bias=-4", "mingru", {}, {"update_bias": -4.0}),
     ("minLSTM f/i bias 0/0", "minlstm", {}, {}),
