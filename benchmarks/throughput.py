@@ -1,4 +1,4 @@
-"""Training-step throughput: seqjax lstm/gru/rnn against flax.linen.RNN and torch.nn (issue 5).
+"""Training-step throughput: seqjax lstm/gru/rnn against flax.linen.RNN and torch.nn.
 
 One full training step — forward over the sequence, a per-timestep linear readout with a
 mean-squared-error loss, backward, SGD update — jitted for JAX (compile time reported
