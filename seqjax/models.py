@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from seqjax import cells
 from seqjax import unroll as U
-from seqjax.tasks.base import InputSpec
+from seqjax.batching import InputSpec
 
 
 def cell_options(model_config) -> tuple[dict, dict]:

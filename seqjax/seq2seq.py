@@ -44,6 +44,7 @@ import jax.numpy as jnp
 
 from seqjax import cells
 from seqjax import unroll as U
+from seqjax.models import cell_options, unroll_options
 from seqjax.text import BOS, EOS, PAD
 
 ATTENTIONS = ("none", "luong")
@@ -210,7 +211,6 @@ class _Decoder(nn.Module):
 
 
 def _decoder_from_config(m, vocab: int, attention: str = "none") -> _Decoder:
-    from seqjax.models import cell_options, unroll_options
     step, init = cell_options(m)
     return _Decoder(vocab=vocab, embed_dim=m.embed_dim, hidden=m.hidden, cell_name=m.cell,
                     step_options=tuple(sorted(step.items())),
@@ -305,7 +305,6 @@ class Seq2Seq(_EncoderDecoder, nn.Module):
     attention: str = "luong"
 
     def setup(self):
-        from seqjax.models import cell_options
         m = self.model_config
         step, init = cell_options(m)
         self.enc_cell = cells.get_cell(m.cell, **step)
@@ -323,7 +322,6 @@ class Seq2Seq(_EncoderDecoder, nn.Module):
 
     def encode(self, batch, train: bool = False):
         """(final carry of the encoder (fwd and bwd concatenated), memory_BxSxM, mask_BxS)."""
-        from seqjax.models import unroll_options
         m = self.model_config
         x_BxSxE = self.drop(self.src_embed(batch["src"]), deterministic=not train)
         lengths = batch["src_lengths"]

@@ -28,6 +28,8 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from seqjax.data.local import prepare
+
 SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "validation": "Flickr_8k.devImages.txt",
                "test": "Flickr_8k.testImages.txt"}
 TOKEN_FILE = "Flickr8k.token.txt"
@@ -71,7 +73,7 @@ def image_dir(raw_dir: str) -> str:
 
 
 def load_image(path: str, size: int) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image  # Pillow: only preparing flickr8k decodes JPEGs
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), np.uint8)
@@ -162,7 +164,6 @@ def counts(builder) -> dict:
 def load(raw_dir: str, data_dir: str, *, image_size: int = 64):
     """(builder, {split: data source}) prepared under ``data_dir`` on first use. Splits with no
     image present are absent from the dict."""
-    from seqjax.data.local import prepare
     found = scan(raw_dir)  # the name records how many images were present: a fuller raw_dir
     built = sum(len(v["present"]) for v in found.values())  # prepares anew
     config = Flickr8kConfig(name=f"{image_size}px_{built}images", image_size=image_size)

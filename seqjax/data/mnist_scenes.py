@@ -28,6 +28,9 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from seqjax.data.local import prepare
+from seqjax.data.mnist import read_split
+
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CANVAS, CELL, DIGIT, JITTER = 64, 32, 28, 4
 MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -51,7 +54,6 @@ def find_mnist_file(raw_dir: str, stem: str) -> str:
 
 def load_mnist(raw_dir: str, part: str) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 28, 28) uint8, labels (N,) uint8) of MNIST ``part`` ("train" or "test")."""
-    from seqjax.data.mnist import read_split  # the IDX reader of seqjax.data.mnist (issue 4)
     img_stem, lbl_stem = MNIST_FILES[part]
     return read_split(find_mnist_file(raw_dir, img_stem), find_mnist_file(raw_dir, lbl_stem))
 
@@ -152,7 +154,6 @@ class MnistScenes(tfds.core.GeneratorBasedBuilder):
 def load(raw_dir: str, data_dir: str, *, num_train: int, num_validation: int, num_test: int,
          seed: int = 0):
     """{split: data source} of mnist_scenes, prepared under ``data_dir`` on first use."""
-    from seqjax.data.local import prepare
     name = f"n{num_train}_{num_validation}_{num_test}_seed{seed}"
     config = MnistScenesConfig(name=name, num_train=num_train, num_validation=num_validation,
                         num_test=num_test, seed=seed)

@@ -27,6 +27,8 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from seqjax.data.local import prepare
+
 FILES = {"pt": "tatoeba-test-v2021-08-07.por", "en": "tatoeba-test-v2021-08-07.eng"}
 WHERE = ("github.com/Helsinki-NLP/Tatoeba-Challenge (release v2021-08-07, eng-por test set); "
          "offline copy: ../shared/data/por_eng")
@@ -111,7 +113,6 @@ def split_of(builder) -> dict:
 def load(raw_dir: str, data_dir: str, *, seed: int = 0, validation_fraction: float = 0.1,
          test_fraction: float = 0.1):
     """(builder, {split: data source}), prepared under ``data_dir`` on first use."""
-    from seqjax.data.local import prepare
     name = f"seed{seed}_v{validation_fraction:g}_t{test_fraction:g}"
     config = PorEngConfig(name=name, seed=seed, validation_fraction=validation_fraction,
                           test_fraction=test_fraction)

@@ -1,6 +1,6 @@
 """Raw files of the real datasets: checksums, and errors that say what is wrong and what to do.
 
-Every builder of issue 4 (mnist, imdb_reviews, the three time series) reads its raw files
+Every real-data builder (mnist, imdb_reviews, the three time series) reads its raw files
 in their original layout from ``config.data.raw_dir`` (TFDS's ``manual_dir``). When
 ``raw_dir`` is empty the builder downloads the same files from their official URLs through
 TFDS's download manager (machines with internet only); either way each file is checked

@@ -4,78 +4,22 @@ A task owns its data, its loss and metrics, its trivial baseline and the example
 wants to look at. The trainer (seqjax.train) never looks inside a batch except through
 these methods.
 
-Batches are dicts of arrays, batch-first:
-  ``inputs``   (B, T, D) float features, or (B, T) int32 tokens
-  ``targets``  whatever ``loss`` needs
-  ``lengths``  (B,) int32, optional: valid steps per example (padding is masked)
-
-Data iterators are checkpointable: ``get_state()`` returns a JSON-able object that
-``set_state`` accepts, so a resumed run sees exactly the batches an uninterrupted run sees.
+The types a task shares with the data modules (``Batch``, ``InputSpec``, the resumable
+iterators) live in seqjax.batching; they are imported here for the tasks' convenience.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-Batch = dict[str, Any]
+from seqjax.batching import Batch, DataIterator, IndexedIterator, InputSpec
 
-
-@dataclasses.dataclass(frozen=True)
-class InputSpec:
-    """What the model reads and emits.
-
-    kind: "features" (float (B, T, dim)) or "tokens" (int (B, T), ``vocab`` ids).
-    output_dim: size of the head's output (classes, or regression targets).
-    readout: "last" (many-to-one: the head sees each example's final hidden state) or
-      "all" (many-to-many: the head sees every h_t).
-    """
-
-    kind: str
-    dim: int
-    output_dim: int
-    readout: str
-    seq_len: int
-
-
-class DataIterator:
-    """Iterator protocol the trainer relies on: next batch, and a resumable position."""
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> Batch:
-        raise NotImplementedError
-
-    def get_state(self) -> Any:
-        raise NotImplementedError
-
-    def set_state(self, state: Any) -> None:
-        raise NotImplementedError
-
-
-class IndexedIterator(DataIterator):
-    """Batch n is a pure function of n, so the position is just how many were drawn."""
-
-    _n = 0
-
-    def batch(self, n: int) -> Batch:
-        raise NotImplementedError
-
-    def __next__(self) -> Batch:
-        batch = self.batch(self._n)
-        self._n += 1
-        return batch
-
-    def get_state(self):
-        return {"batches_drawn": self._n}
-
-    def set_state(self, state):
-        self._n = int(state["batches_drawn"])
+__all__ = ["Batch", "DataIterator", "IndexedIterator", "InputSpec", "KeyedIterator", "Task",
+           "SyntheticTask", "fixed_eval_batches", "add_noise", "mse"]
 
 
 class KeyedIterator(IndexedIterator):
