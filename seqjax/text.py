@@ -112,7 +112,7 @@ def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
     """Corpus BLEU-1…4 with sacreBLEU: ``references[i]`` holds every reference of sentence i
     (any number ≥ 1 per sentence). Returns {"bleu1": .., …, "bleu4": ..} on sacreBLEU's
     0–100 scale; "bleu4" is the standard BLEU."""
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics import BLEU  # evaluation only: kept out of the import of models
 
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")

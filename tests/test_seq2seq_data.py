@@ -2,13 +2,16 @@
 on tiny files the tests write, and on the project's shared files."""
 
 import gzip
+import importlib
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 
 from seqjax.data import flickr8k, mnist_scenes, por_eng
 from seqjax.tasks import frames
+from seqjax.tasks.caption import CaptionMnistTask
 from tests.realdata_helpers import SHARED  # $SEQJAX_SHARED_DATA, default ../shared/data
 
 
@@ -83,6 +86,21 @@ def test_mnist_scenes_captions_describe_the_canvas(tiny_mnist, tmp_path):
                               num_validation=5, num_test=5)
     assert sorted(again["train"][i]["caption"] for i in range(60)) == \
         sorted(src["train"][i]["caption"] for i in range(60))
+
+
+def test_caption_task_builds_the_model_of_the_model_config_it_is_given(tiny_mnist, tmp_path):
+    """One task object per run: the trainer hands it the model config it uses (``impl``
+    resolved, say) and the task builds that model; the data is loaded once, by the task."""
+    c = importlib.import_module("configs.caption_mnist").get_config("smoke")
+    c.data.raw_dir, c.data.data_dir = tiny_mnist, str(tmp_path)
+    task = CaptionMnistTask(c)
+    assert task.settings.num_train == 64 and len(task.train_src) == 64
+    m = ml_collections.ConfigDict(c.model.to_dict())
+    m.impl, m.hidden = "scan", 24
+    model = task.build_model(ml_collections.FrozenConfigDict(m))
+    assert (model.model_config.impl, model.model_config.hidden) == ("scan", 24)
+    assert model.vocab == len(task.vocab) and model.feature_dim == task.settings.feature_dim
+    assert task.build_model().model_config.hidden == c.model.hidden  # default: config.model
 
 
 def test_mnist_scenes_missing_file_names_it(tmp_path):

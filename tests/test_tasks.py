@@ -10,6 +10,7 @@ import pytest
 from seqjax.config import base_config
 from seqjax.tasks import TASKS, get_task_class
 from seqjax.tasks.adding import adding_batch
+from seqjax.tasks.base import task_settings
 from seqjax.tasks.copy import copy_batch
 from seqjax.tasks.temporal_order import END, START, X, Y, temporal_order_batch
 
@@ -100,3 +101,18 @@ def test_eval_set_is_fixed_and_sized():
 def test_unknown_task():
     with pytest.raises(ValueError, match=r"unknown task 'sorting'; valid tasks: .*adding"):
         get_task_class("sorting")
+
+
+def test_settings_are_the_defaults_under_config_task_read_once():
+    c = base_config()
+    c.task.name, c.task.seq_len = "copy", 7  # eval_seed is not set: the task's default
+    task = TASKS["copy"](c)
+    assert task.settings.eval_seed == 1234 and task.settings.seq_len == 7
+    c.task.seq_len = 9  # merged once, in the constructor: the task keeps what it was given
+    assert task.settings.seq_len == 7 and task.input_spec().seq_len == 7 + 20
+    with pytest.raises((AttributeError, TypeError)):
+        task.settings.seq_len = 3
+    assert make_task("adding", seq_len=30, eval_seed=5).settings.eval_seed == 5
+    merged = task_settings({"beam": 4, "max_len": 20}, {"max_len": 12, "name": "x"})
+    assert (merged.beam, merged.max_len, merged.name) == (4, 12, "x")
+

@@ -2,10 +2,20 @@
 ``config.task.name`` to a Task class (see seqjax.tasks.base for the interface)."""
 
 from seqjax.tasks.adding import AddingTask
+from seqjax.tasks.caption import CaptionFlickr8kTask, CaptionMnistTask
 from seqjax.tasks.copy import CopyTask
+from seqjax.tasks.forecast import ForecastTask
+from seqjax.tasks.frames import FramesTask
+from seqjax.tasks.imdb import ImdbTask
+from seqjax.tasks.smnist import SequentialMnistTask
 from seqjax.tasks.temporal_order import TemporalOrderTask
+from seqjax.tasks.translate import TranslateTask
 
-TASKS = {t.name: t for t in (AddingTask, TemporalOrderTask, CopyTask)}
+TASKS = {t.name: t for t in (
+    AddingTask, TemporalOrderTask, CopyTask,                             # synthetic
+    CaptionMnistTask, CaptionFlickr8kTask, TranslateTask, FramesTask,    # one/many-to-many
+    SequentialMnistTask, ImdbTask, ForecastTask,                         # real data, TFDS
+)}
 
 
 def register_task(cls) -> None:
@@ -16,20 +26,3 @@ def get_task_class(name: str):
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name]
-
-
-# Issue 7: one-to-many and many-to-many (captioning, translation, frame labelling).
-from seqjax.tasks.caption import CaptionFlickr8kTask, CaptionMnistTask  # noqa: E402
-from seqjax.tasks.frames import FramesTask  # noqa: E402
-from seqjax.tasks.translate import TranslateTask  # noqa: E402
-
-for _task in (CaptionMnistTask, CaptionFlickr8kTask, TranslateTask, FramesTask):
-    register_task(_task)
-
-# Issue 4: real data through TFDS (sequential MNIST, IMDB sentiment, series forecasting).
-from seqjax.tasks.forecast import ForecastTask  # noqa: E402
-from seqjax.tasks.imdb import ImdbTask  # noqa: E402
-from seqjax.tasks.smnist import SequentialMnistTask  # noqa: E402
-
-for _task in (SequentialMnistTask, ImdbTask, ForecastTask):
-    register_task(_task)

@@ -42,14 +42,15 @@ class AddingTask(SyntheticTask):
     """
 
     name = "adding"
+
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=2, output_dim=1, readout="last",
-                         seq_len=self.config.task.seq_len)
+                         seq_len=self.settings.seq_len)
 
     def make_batch(self, key, batch_size: int) -> dict:
         k_data, k_noise = jax.random.split(key)
-        x, y = adding_batch(k_data, batch_size, self.config.task.seq_len)
-        return {"inputs": add_noise(k_noise, x, self.config.task.noise_std), "targets": y}
+        x, y = adding_batch(k_data, batch_size, self.settings.seq_len)
+        return {"inputs": add_noise(k_noise, x, self.settings.noise_std), "targets": y}
 
     def loss(self, outputs, batch):
         err = mse(outputs[:, 0], batch["targets"])

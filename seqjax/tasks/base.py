@@ -6,6 +6,9 @@ these methods.
 
 The types a task shares with the data modules (``Batch``, ``InputSpec``, the resumable
 iterators) live in seqjax.batching; they are imported here for the tasks' convenience.
+
+A task reads its settings once, in its constructor: ``self.settings`` is the task's
+``config_defaults`` overridden by what ``config.task`` sets (attribute access, frozen).
 """
 
 from __future__ import annotations
@@ -14,12 +17,20 @@ from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from seqjax.batching import Batch, DataIterator, IndexedIterator, InputSpec
 
 __all__ = ["Batch", "DataIterator", "IndexedIterator", "InputSpec", "KeyedIterator", "Task",
-           "SyntheticTask", "fixed_eval_batches", "add_noise", "mse"]
+           "SyntheticTask", "task_settings", "fixed_eval_batches", "add_noise", "mse"]
+
+
+def task_settings(defaults: dict, task_config) -> ml_collections.FrozenConfigDict:
+    """The task's fields: its ``defaults`` overridden by what ``task_config`` (``config.task``,
+    a ConfigDict or a plain dict) sets."""
+    given = task_config.to_dict() if hasattr(task_config, "to_dict") else dict(task_config)
+    return ml_collections.FrozenConfigDict(dict(defaults) | given)
 
 
 class KeyedIterator(IndexedIterator):
@@ -33,13 +44,18 @@ class KeyedIterator(IndexedIterator):
 
 
 class Task:
-    """Base class. Subclasses set ``name`` and ``config_defaults`` and define the methods."""
+    """Base class. Subclasses set ``name`` and ``config_defaults`` and define the methods.
+
+    ``Task(config)`` takes the whole run config (a task may read ``config.train.batch_size``
+    and ``config.data``); its own fields are ``self.settings``, merged here once.
+    """
 
     name: str = ""
     config_defaults: dict[str, Any] = {}  # task-specific fields under config.task
 
     def __init__(self, config):
         self.config = config
+        self.settings = task_settings(self.config_defaults, config.task)
 
     # --- what the model needs
     def input_spec(self) -> InputSpec:
@@ -75,7 +91,8 @@ class Task:
         return {}, {}
 
     # Optional hooks a task may define (the trainer looks for them):
-    #   build_model() -> flax Module called as model.apply(vars, batch, probes=, train=)
+    #   build_model(model_config) -> flax Module called as model.apply(vars, batch, probes=,
+    #     train=), built from ``model_config`` (the run's model section as the trainer uses it)
     #   probe_shape(batch) -> (B, T+1, H) or None, for gradient-flow diagnostics
 
 
@@ -101,14 +118,14 @@ class SyntheticTask(Task):
         return KeyedIterator(jax.jit(lambda k: self.make_batch(k, size)), key)
 
     def eval_batches(self):
-        return fixed_eval_batches(self, self.config.task.get("eval_seed", 1234))
+        return fixed_eval_batches(self, self.settings.eval_seed)
 
 
 def fixed_eval_batches(task, eval_seed: int, chunk: int = 512):
     """The synthetic tasks' evaluation set: ``task.eval_size`` examples from ``eval_seed``,
     the same for every training seed (so runs with different seeds are compared on one set),
     in chunks of at most ``chunk`` examples."""
-    n = task.config.task.eval_size
+    n = task.settings.eval_size
     key = jax.random.key(eval_seed)
     for start in range(0, n, chunk):
         yield task.make_batch(jax.random.fold_in(key, start), min(chunk, n - start))

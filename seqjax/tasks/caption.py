@@ -17,13 +17,10 @@ TensorBoard; ``python -m experiments.export_examples <workdir>`` writes them to
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from seqjax import seq2seq, text
 from seqjax.data import local
-from seqjax.tasks.seq2seq_common import task_options
 from seqjax.tasks.base import InputSpec, Task
 from seqjax.tasks.seq2seq_common import (Decoder, caption_grid, markdown_table, masked_ce,
                                          sentence_bleu)
@@ -43,27 +40,18 @@ COMMON_DEFAULTS = {
 }
 
 
-_LOADED: dict = {}  # the last (task, config) → (sources, vocabulary, counts)
-
-
 class _CaptionTask(Task):
     """Shared by both datasets: subclasses define ``_load`` → (train, valid, test) sources and
     ``_references(example)`` / ``_image(example)``."""
 
     def __init__(self, config):
         super().__init__(config)
-        self.t = task_options(self.config_defaults, config)
-        key = (self.name, json.dumps(self.t.to_dict(), sort_keys=True, default=str),
-               config.data.raw_dir, config.data.data_dir)
-        if key not in _LOADED:  # the trainer builds a task more than once per run
-            t = self.t
-            sources = self._load()
-            caps = [c for ex in _iterate(sources[0]) for c in self._references(ex)]
-            vocab = text.Vocab.build((text.tokenize(c) for c in caps),
-                                     min_count=t.min_count, max_size=t.max_vocab)
-            _LOADED.clear()
-            _LOADED[key] = (sources, vocab, getattr(self, "counts", None))
-        (self.train_src, self.valid_src, self.test_src), self.vocab, self.counts = _LOADED[key]
+        t = self.settings
+        self.counts = None  # flickr8k: what its raw files held (set by ``_load``)
+        self.train_src, self.valid_src, self.test_src = self._load()
+        caps = [c for ex in _iterate(self.train_src) for c in self._references(ex)]
+        self.vocab = text.Vocab.build((text.tokenize(c) for c in caps),
+                                      min_count=t.min_count, max_size=t.max_vocab)
         self._decoder = None
         self._valid_cache = None
         self._test_cache = None
@@ -82,7 +70,7 @@ class _CaptionTask(Task):
 
     def _encode_caption(self, caption: str) -> dict[str, np.ndarray]:
         ids = self.vocab.encode(text.tokenize(caption))
-        arrays = text.decoder_arrays([ids], self.t.max_len)
+        arrays = text.decoder_arrays([ids], self.settings.max_len)
         return {k: v[0] for k, v in arrays.items()}
 
     def _train_example(self, example, k: int = 0):
@@ -90,7 +78,7 @@ class _CaptionTask(Task):
 
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="tokens", dim=len(self.vocab), output_dim=len(self.vocab),
-                         readout="all", seq_len=self.t.max_len + 1)
+                         readout="all", seq_len=self.settings.max_len + 1)
 
     def _arrays(self, source, n: int | None = None):
         """(arrays for decoding/eval, references, images) of the first n examples."""
@@ -108,7 +96,7 @@ class _CaptionTask(Task):
         return _Indexed(self.train_src, lambda ex, j: (ex, 0), 1)
 
     def eval_batches(self):
-        n = min(self.t.eval_size, len(self.valid_src))
+        n = min(self.settings.eval_size, len(self.valid_src))
         arrays, _ = self._arrays(self.valid_src, n)
         for start in range(0, n, 256):
             yield {k: v[start:start + 256] for k, v in arrays.items()}
@@ -121,9 +109,13 @@ class _CaptionTask(Task):
         return {}
 
     # ---- model
-    def build_model(self):
-        t = self.t
-        return seq2seq.CaptionModel(model_config=self.config.model, vocab=len(self.vocab),
+    def build_model(self, model_config=None):
+        """The captioning model for ``model_config`` (the trainer's, e.g. with ``impl``
+        resolved; default: this run's ``config.model``)."""
+        t = self.settings
+        if model_config is None:
+            model_config = self.config.model
+        return seq2seq.CaptionModel(model_config=model_config, vocab=len(self.vocab),
                                     channels=tuple(t.cnn_channels),
                                     convs_per_block=t.cnn_convs_per_block,
                                     feature_dim=t.feature_dim)
@@ -134,7 +126,7 @@ class _CaptionTask(Task):
 
     # ---- decoding metrics and pictures
     def _decoded(self, model, params, arrays, beam):
-        t = self.t
+        t = self.settings
         if self._decoder is None:
             self._decoder = Decoder(model, max_len=t.max_len + 1, beam=t.beam,
                                     length_penalty=t.length_penalty)
@@ -145,7 +137,7 @@ class _CaptionTask(Task):
         raise NotImplementedError
 
     def generation_eval(self, model, params, *, final: bool):
-        t = self.t
+        t = self.settings
         if final:
             if self._test_cache is None:
                 self._test_cache = self._arrays(self.test_src, t.final_decode_size or None)
@@ -212,8 +204,8 @@ class CaptionMnistTask(_CaptionTask):
     _success_name = "exact"
 
     def _load(self):
-        from seqjax.data import mnist_scenes
-        t = self.t
+        from seqjax.data import mnist_scenes  # imports tensorflow_datasets (≈0.5 s)
+        t = self.settings
         src = mnist_scenes.load(local.raw_dir_for(self.config, "mnist"),
                                 local.data_dir_for(self.config), num_train=t.num_train,
                                 num_validation=t.num_validation, num_test=t.num_test,
@@ -241,10 +233,10 @@ class CaptionFlickr8kTask(_CaptionTask):
     _success_name = "sentence BLEU > median"
 
     def _load(self):
-        from seqjax.data import flickr8k
+        from seqjax.data import flickr8k  # imports tensorflow_datasets (≈0.5 s)
         builder, src = flickr8k.load(local.raw_dir_for(self.config, "flickr8k"),
                                      local.data_dir_for(self.config),
-                                     image_size=self.t.image_size)
+                                     image_size=self.settings.image_size)
         self.counts = flickr8k.counts(builder)
         missing = [s for s in ("train", "validation", "test") if s not in src]
         if missing:

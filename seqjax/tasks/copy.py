@@ -37,15 +37,16 @@ class CopyTask(SyntheticTask):
     """Many-to-many; metrics ``ce`` (all positions) and ``recall_accuracy`` (last 10)."""
 
     name = "copy"
+
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=N_IN, output_dim=N_OUT, readout="all",
-                         seq_len=self.config.task.seq_len + 2 * N_COPY)
+                         seq_len=self.settings.seq_len + 2 * N_COPY)
 
     def make_batch(self, key, batch_size: int) -> dict:
         k_data, k_noise = jax.random.split(key)
-        tokens, targets = copy_batch(k_data, batch_size, self.config.task.seq_len)
+        tokens, targets = copy_batch(k_data, batch_size, self.settings.seq_len)
         x = jax.nn.one_hot(tokens, N_IN, dtype=jnp.float32)
-        return {"inputs": add_noise(k_noise, x, self.config.task.noise_std), "targets": targets}
+        return {"inputs": add_noise(k_noise, x, self.settings.noise_std), "targets": targets}
 
     def loss(self, logits, batch):
         ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]))
@@ -53,5 +54,5 @@ class CopyTask(SyntheticTask):
         return ce, {"ce": ce, "recall_accuracy": jnp.mean(hit.astype(jnp.float32))}
 
     def baseline(self):
-        return {"ce": N_COPY * math.log(8) / (self.config.task.seq_len + 2 * N_COPY),
+        return {"ce": N_COPY * math.log(8) / (self.settings.seq_len + 2 * N_COPY),
                 "recall_accuracy": 1.0 / 8}

@@ -35,8 +35,9 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from seqjax.data import pipeline
 from seqjax.tasks.base import InputSpec, Task
-from seqjax.tasks.realdata import figure_rgb, no_input_noise, pyplot, task_fields
+from seqjax.tasks.realdata import figure_rgb, no_input_noise, pyplot
 
 PREDICT = ("value", "difference")
 SCALING = ("standard", "minmax", "minmax_all")
@@ -52,8 +53,8 @@ class ForecastTask(Task):
 
     def __init__(self, config):
         super().__init__(config)
-        self.t = t = task_fields(self.config_defaults, config)
-        from seqjax.data import timeseries
+        t = self.settings
+        from seqjax.data import timeseries  # imports tensorflow_datasets (≈0.5 s): real runs only
         if t.dataset not in timeseries.SERIES:
             raise ValueError(f"task.dataset={t.dataset!r} is not allowed; choose one of: "
                              f"{', '.join(timeseries.SERIES)}")
@@ -67,7 +68,7 @@ class ForecastTask(Task):
             raise ValueError(f"task.train_fraction must lie in (0, 1), got {t.train_fraction!r}")
         if not isinstance(t.season, int) or t.season < 1:
             raise ValueError(f"task.season must be a positive integer, got {t.season!r}")
-        no_input_noise(config, self.name)
+        no_input_noise(t, self.name)
         self._series = None
 
     # ---- the series and its windows
@@ -75,8 +76,8 @@ class ForecastTask(Task):
     def series(self) -> dict:
         """{dates, values, level, n_train, center, scale}: loaded (and prepared) once."""
         if self._series is None:
-            from seqjax.data import pipeline, timeseries
-            t = self.t
+            from seqjax.data import timeseries  # imports tensorflow_datasets: real runs only
+            t = self.settings
             builder = pipeline.prepare(timeseries.SERIES[t.dataset], self.config.data)
             dates, values = timeseries.load_series(builder)
             n_train = int(len(values) * t.train_fraction)
@@ -105,7 +106,7 @@ class ForecastTask(Task):
         (after × scale) to give the forecast's (transformed) level; ``value``: the true value
         in the series' units; ``t``: the time index of the target.
         """
-        s, W, task = self.series(), self.t.seq_len, self.t
+        s, W, task = self.series(), self.settings.seq_len, self.settings
         lv, center, scale = s["level"], s["center"], s["scale"]
         t = np.asarray(targets_t, np.int64)
         last = lv[t - 1]
@@ -121,15 +122,14 @@ class ForecastTask(Task):
     def to_units(self, outputs_B, offset_B, xp=np):
         """Model outputs → forecasts in the series' units (``xp``: numpy or jax.numpy)."""
         level = offset_B + outputs_B * self.series()["scale"]
-        return xp.exp(level) if self.t.log else level
+        return xp.exp(level) if self.settings.log else level
 
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=1, output_dim=1, readout="last",
-                         seq_len=self.t.seq_len)
+                         seq_len=self.settings.seq_len)
 
     def train_iterator(self, seed: int):
-        from seqjax.data import pipeline
-        s, W = self.series(), self.t.seq_len
+        s, W = self.series(), self.settings.seq_len
         first = W  # the first target with a full window
         return pipeline.GrainIterator(
             s["n_train"] - first, pipeline.per_host_batch(self.config.train.batch_size), seed,
@@ -151,7 +151,7 @@ class ForecastTask(Task):
                      "mae": jnp.mean(jnp.abs(err))}
 
     def baseline(self):
-        s, season = self.series(), self.t.season
+        s, season = self.series(), self.settings.season
         v, t = s["values"], self.test_targets()
         rmse = lambda pred: math.sqrt(float(np.mean((pred - v[t]) ** 2)))
         return {"rmse": rmse(v[t - season]), "mae": float(np.mean(np.abs(v[t - season] - v[t]))),
@@ -166,7 +166,7 @@ class ForecastTask(Task):
     def forecast_figure(self, t: np.ndarray, forecast: np.ndarray, zoom: int = 150) -> np.ndarray:
         """Top: the whole series, the train/test boundary and the forecasts over the test
         part. Bottom: the last ``zoom`` test steps (all of them when fewer), close up."""
-        s, task = self.series(), self.t
+        s, task = self.series(), self.settings
         v, season = s["values"], task.season
         rmse = math.sqrt(float(np.mean((forecast - v[t]) ** 2)))
         base = self.baseline()

@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from seqjax.batching import IndexedIterator
 from seqjax.data import local
-from seqjax.tasks.seq2seq_common import task_options
-from seqjax.tasks.base import IndexedIterator, InputSpec, Task
+from seqjax.tasks.base import InputSpec, Task
 
 SIDE = 14
 INK = 0.1
@@ -86,8 +86,7 @@ class FramesTask(Task):
 
     def __init__(self, config):
         super().__init__(config)
-        self.t = task_options(self.config_defaults, config)
-        from seqjax.data.mnist_scenes import load_mnist
+        from seqjax.data.mnist_scenes import load_mnist  # imports tensorflow_datasets (≈0.5 s)
         raw = local.raw_dir_for(config, "mnist")
         train_x, train_y = load_mnist(raw, "train")
         test_x, test_y = load_mnist(raw, "test")
@@ -95,12 +94,12 @@ class FramesTask(Task):
         self.test = (downsample(test_x), test_y)
 
     def input_spec(self) -> InputSpec:
-        T = self.t.seq_len
-        return InputSpec(kind="features", dim=SIDE * canvas_width(T, self.t.speed), output_dim=10,
-                         readout="all", seq_len=T)
+        T = self.settings.seq_len
+        return InputSpec(kind="features", dim=SIDE * canvas_width(T, self.settings.speed),
+                         output_dim=10, readout="all", seq_len=T)
 
     def make_batch(self, rng, batch_size: int, digits=None):
-        t = self.t
+        t = self.settings
         x, y = digits or self.train
         frames, labels, occluded = make_videos(rng, x, y, batch_size, t.seq_len, t.occluder_width,
                                                t.speed)
@@ -111,7 +110,7 @@ class FramesTask(Task):
         return _NumpyIterator(lambda rng: self.make_batch(rng, self.config.train.batch_size), seed)
 
     def eval_batches(self):
-        n, seed = self.t.eval_size, self.t.eval_seed
+        n, seed = self.settings.eval_size, self.settings.eval_seed
         for start in range(0, n, 512):
             rng = np.random.default_rng([seed, 2, start])
             yield self.make_batch(rng, min(512, n - start), self.test)
@@ -131,8 +130,8 @@ class FramesTask(Task):
 
     def examples(self, outputs, batch):
         """One video as a filmstrip (first 12 frames' worth, every other frame), labels above."""
-        T = self.t.seq_len
-        W = canvas_width(T, self.t.speed)
+        T = self.settings.seq_len
+        W = canvas_width(T, self.settings.speed)
         frames = np.asarray(batch["inputs"][0]).reshape(T, SIDE, W)
         step = max(1, T // 12)
         strip = np.concatenate([np.pad(frames[t], ((1, 1), (1, 1)), constant_values=1.0)

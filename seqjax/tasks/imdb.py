@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqjax.data import pipeline
 from seqjax.tasks.base import InputSpec
-from seqjax.tasks.realdata import ClassificationFromSplits, no_input_noise, task_fields
+from seqjax.tasks.realdata import ClassificationFromSplits, no_input_noise
 
 SHOWN_REVIEWS, SHOWN_CHARS = 6, 700
 
@@ -32,19 +33,19 @@ class ImdbTask(ClassificationFromSplits):
 
     def __init__(self, config):
         super().__init__(config)
-        self.t = t = task_fields(self.config_defaults, config)
+        t = self.settings
         if t.truncate not in ("pre", "post"):
             raise ValueError(f"task.truncate={t.truncate!r} is not allowed; choose one of: pre, post")
         if not isinstance(t.vocab_size, int) or t.vocab_size < 3:
             raise ValueError(f"task.vocab_size must be an integer >= 3 (padding, out of "
                              f"vocabulary and one word), got {t.vocab_size!r}")
-        no_input_noise(config, self.name)
+        no_input_noise(t, self.name)
         self._builder = self._vocab = self._eval = None
 
     @property
     def builder(self):
         if self._builder is None:
-            from seqjax.data import imdb, pipeline
+            from seqjax.data import imdb  # imports tensorflow_datasets (≈0.5 s): real runs only
             self._builder = pipeline.prepare(imdb.ImdbReviews, self.config.data)
         return self._builder
 
@@ -52,18 +53,18 @@ class ImdbTask(ClassificationFromSplits):
     def vocab(self):
         """The vocabulary of the training split (built once per task, ≈ 3 s)."""
         if self._vocab is None:
-            from seqjax.data import imdb, pipeline
+            from seqjax.data import imdb  # imports tensorflow_datasets: real runs only
             source = pipeline.split_source(self.builder, "train")
             texts = (r["text"] for start in range(0, len(source), 1000)
                      for r in pipeline.read_records(source, range(start, min(start + 1000,
                                                                              len(source)))))
-            self._vocab = imdb.Vocabulary.build(texts, self.t.vocab_size)
+            self._vocab = imdb.Vocabulary.build(texts, self.settings.vocab_size)
         return self._vocab
 
     def _loader(self, split: str):
-        from seqjax.data import imdb, pipeline
+        from seqjax.data import imdb  # imports tensorflow_datasets: real runs only
         source = pipeline.split_source(self.builder, split)
-        vocab, t = self.vocab, self.t
+        vocab, t = self.vocab, self.settings
 
         def load_batch(indices):
             records = pipeline.read_records(source, indices)
@@ -75,11 +76,10 @@ class ImdbTask(ClassificationFromSplits):
         return source, load_batch
 
     def input_spec(self) -> InputSpec:
-        return InputSpec(kind="tokens", dim=self.t.vocab_size, output_dim=2,
-                         readout="last", seq_len=self.t.seq_len)
+        return InputSpec(kind="tokens", dim=self.settings.vocab_size, output_dim=2,
+                         readout="last", seq_len=self.settings.seq_len)
 
     def examples(self, logits, batch):
-        from seqjax.data import pipeline
         pred = np.argmax(logits, -1)
         p_pos = 1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))
         wrong = np.flatnonzero(pred != batch["targets"])

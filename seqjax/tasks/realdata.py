@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from seqjax.data import pipeline
 from seqjax.tasks.base import Task
 
 
@@ -27,15 +28,16 @@ def constant_baseline(labels: np.ndarray, num_classes: int) -> dict[str, float]:
     return {"accuracy": float(p.max()), "ce": float(-sum(q * math.log(q) for q in p if q > 0))}
 
 
-def no_input_noise(config, task_name: str) -> None:
-    if config.task.noise_std:
-        raise ValueError(f"task.noise_std={config.task.noise_std!r}: input noise is for the "
+def no_input_noise(settings, task_name: str) -> None:
+    """Real data takes no input noise: ``settings.noise_std`` must be 0."""
+    if settings.noise_std:
+        raise ValueError(f"task.noise_std={settings.noise_std!r}: input noise is for the "
                          f"synthetic tasks; {task_name} reads real data (set it to 0.0)")
 
 
 def figure_rgb(fig) -> np.ndarray:
     """A matplotlib figure as an (H, W, 3) uint8 array (then closes the figure)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy (≈0.7 s): only the figures need it
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
@@ -43,17 +45,11 @@ def figure_rgb(fig) -> np.ndarray:
 
 
 def pyplot():
+    """matplotlib.pyplot on the Agg backend, imported on first use (≈0.7 s)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
-
-
-def task_fields(defaults: dict, config):
-    """``config.task`` with the task's ``config_defaults`` filled in where it sets nothing."""
-    import types
-    given = config.task.to_dict() if hasattr(config.task, "to_dict") else dict(config.task)
-    return types.SimpleNamespace(**(dict(defaults) | given))
 
 
 class ClassificationFromSplits(Task):
@@ -67,15 +63,13 @@ class ClassificationFromSplits(Task):
     num_classes: int = 0
 
     def train_iterator(self, seed: int):
-        from seqjax.data import pipeline
         source, load_batch = self._loader("train")
         return pipeline.GrainIterator(len(source), pipeline.per_host_batch(
             self.config.train.batch_size), seed, load_batch)
 
     def eval_batches(self):
         if self._eval is None:
-            from seqjax.data import pipeline
-            t = self.t
+            t = self.settings
             source, load_batch = self._loader("test")
             idx = pipeline.eval_indices(len(source), t.eval_size, t.eval_seed)
             self._eval = pipeline.batched(idx, t.eval_batch_size, load_batch)

@@ -16,12 +16,6 @@ from seqjax import seq2seq, text
 DECODE_CHUNK = 64
 
 
-def task_options(defaults: dict, config):
-    """The task's fields: its ``config_defaults`` overridden by what ``config.task`` sets."""
-    import ml_collections
-    return ml_collections.FrozenConfigDict(dict(defaults) | config.task.to_dict())
-
-
 def masked_ce(logits_BxTxV, targets_BxT):
     """(mean cross entropy over non-PAD targets, {"ce", "token_accuracy"})."""
     mask = (targets_BxT != text.PAD).astype(jnp.float32)
@@ -58,7 +52,7 @@ def caption_grid(images: np.ndarray, generated: list[str], references: list[str]
                  good: list[bool], title: str, per_side: int = 6) -> np.ndarray:
     """An RGB (H, W, 3) uint8 picture: successes on the left, failures on the right, each
     image with its generated caption (green: success, red: failure) and a reference."""
-    import matplotlib
+    import matplotlib  # heavy (≈0.7 s): only the pictures need it
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -89,12 +83,12 @@ def caption_grid(images: np.ndarray, generated: list[str], references: list[str]
 
 
 def _to_rgb(fig) -> np.ndarray:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy (≈0.7 s): only the pictures need it
+    from PIL import Image
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     buf.seek(0)
-    from PIL import Image
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
@@ -106,5 +100,5 @@ def markdown_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
 
 
 def sentence_bleu(hyp: str, refs: list[str]) -> float:
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics import BLEU  # evaluation only: kept out of the import of tasks
     return float(BLEU(effective_order=True, lowercase=True).sentence_score(hyp, refs).score)

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqjax.data import pipeline
 from seqjax.tasks.base import InputSpec
-from seqjax.tasks.realdata import (ClassificationFromSplits, figure_rgb, no_input_noise, pyplot,
-                                   task_fields)
+from seqjax.tasks.realdata import ClassificationFromSplits, figure_rgb, no_input_noise, pyplot
 
 INPUTS = {"rows": (28, 28), "pixels": (784, 1), "permuted": (784, 1)}  # name: (T, D)
 
@@ -36,7 +36,7 @@ class SequentialMnistTask(ClassificationFromSplits):
 
     def __init__(self, config):
         super().__init__(config)
-        self.t = t = task_fields(self.config_defaults, config)
+        t = self.settings
         if t.input not in INPUTS:
             raise ValueError(f"task.input={t.input!r} is not allowed; choose one of: "
                              f"{', '.join(INPUTS)}")
@@ -45,7 +45,7 @@ class SequentialMnistTask(ClassificationFromSplits):
             raise ValueError(f"task.seq_len={t.seq_len!r} does not match task.input={t.input!r}, "
                              f"which reads {self.T} steps of {self.D} pixels; set "
                              f"task.seq_len={self.T}")
-        no_input_noise(config, self.name)
+        no_input_noise(t, self.name)
         self.permutation = (np.random.default_rng(t.permutation_seed).permutation(784)
                             if t.input == "permuted" else None)
         self._builder = None
@@ -56,13 +56,13 @@ class SequentialMnistTask(ClassificationFromSplits):
     @property
     def builder(self):
         if self._builder is None:
-            from seqjax.data import mnist, pipeline
+            from seqjax.data import mnist  # imports tensorflow_datasets (≈0.5 s): real runs only
             self._builder = pipeline.prepare(mnist.Mnist, self.config.data)
         return self._builder
 
     def images_to_inputs(self, images_Bx28x28: np.ndarray) -> np.ndarray:
         x = images_Bx28x28.astype(np.float32) / 255.0
-        if self.t.input == "rows":
+        if self.settings.input == "rows":
             return x
         x = x.reshape(len(x), 784)
         if self.permutation is not None:
@@ -79,7 +79,6 @@ class SequentialMnistTask(ClassificationFromSplits):
         return x.reshape(-1, 28, 28)
 
     def _loader(self, split: str):
-        from seqjax.data import pipeline
         source = pipeline.split_source(self.builder, split)
 
         def load_batch(indices):

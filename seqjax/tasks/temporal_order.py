@@ -40,15 +40,16 @@ class TemporalOrderTask(SyntheticTask):
     """Many-to-one classification; metrics ``accuracy`` and ``ce``; baseline accuracy 0.25."""
 
     name = "temporal_order"
+
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=N_SYMBOLS, output_dim=4, readout="last",
-                         seq_len=self.config.task.seq_len)
+                         seq_len=self.settings.seq_len)
 
     def make_batch(self, key, batch_size: int) -> dict:
         k_data, k_noise = jax.random.split(key)
-        tokens, labels = temporal_order_batch(k_data, batch_size, self.config.task.seq_len)
+        tokens, labels = temporal_order_batch(k_data, batch_size, self.settings.seq_len)
         x = jax.nn.one_hot(tokens, N_SYMBOLS, dtype=jnp.float32)
-        return {"inputs": add_noise(k_noise, x, self.config.task.noise_std), "targets": labels}
+        return {"inputs": add_noise(k_noise, x, self.settings.noise_std), "targets": labels}
 
     def loss(self, logits, batch):
         ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]))

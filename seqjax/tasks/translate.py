@@ -22,17 +22,12 @@ original English sentence; plus a table of example translations (``text/translat
 
 from __future__ import annotations
 
-import json
-
-
 from seqjax import seq2seq, text
 from seqjax.data import local
-from seqjax.tasks.seq2seq_common import task_options
 from seqjax.tasks.base import InputSpec, Task
 from seqjax.tasks.seq2seq_common import Decoder, markdown_table, masked_ce
 
 SOURCES = ("por_eng", "ted_hrlr")
-_LOADED: dict = {}  # the last config → (pairs, vocabularies, arrays, split)
 
 
 def _str(x) -> str:
@@ -47,7 +42,7 @@ def load_ted_hrlr(data_dir: str):
         raise ImportError("task.source='ted_hrlr' reads ted_hrlr_translate/pt_to_en from the "
                           "TFDS catalog, which needs TensorFlow: pip install -e .[tf] "
                           "(and internet access the first time)") from e
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # heavy (≈0.5 s): only this source needs it here
     builder = tfds.builder("ted_hrlr_translate/pt_to_en", data_dir=data_dir)
     builder.download_and_prepare()
     out = {}
@@ -78,36 +73,28 @@ class TranslateTask(Task):
 
     def __init__(self, config):
         super().__init__(config)
-        self.t = task_options(self.config_defaults, config)
-        t = self.t
+        t = self.settings
         if t.source not in SOURCES:
             raise ValueError(f"task.source={t.source!r} is not allowed; choose one of: "
                              f"{', '.join(SOURCES)}")
         if t.attention not in seq2seq.ATTENTIONS:
             raise ValueError(f"task.attention={t.attention!r} is not allowed; choose one of: "
                              f"{', '.join(seq2seq.ATTENTIONS)}")
-        key = (json.dumps(t.to_dict(), sort_keys=True, default=str), config.data.raw_dir,
-               config.data.data_dir)
-        if key not in _LOADED:  # the trainer builds a task more than once per run
-            _LOADED.clear()
-            self.split_info = None
-            self.pairs = self._load()
-            train = self.pairs["train"]
-            self.src_vocab = text.Vocab.build((text.tokenize(p) for p, _ in train),
-                                              min_count=t.min_count, max_size=t.max_vocab)
-            self.tgt_vocab = text.Vocab.build((text.tokenize(e) for _, e in train),
-                                              min_count=t.min_count, max_size=t.max_vocab)
-            self.arrays = {k: self._encode(v) for k, v in self.pairs.items()}
-            _LOADED[key] = (self.pairs, self.src_vocab, self.tgt_vocab, self.arrays,
-                            self.split_info)
-        self.pairs, self.src_vocab, self.tgt_vocab, self.arrays, self.split_info = _LOADED[key]
+        self.split_info = None  # por_eng: the seeded split (set by ``_load``)
+        self.pairs = self._load()
+        train = self.pairs["train"]
+        self.src_vocab = text.Vocab.build((text.tokenize(p) for p, _ in train),
+                                          min_count=t.min_count, max_size=t.max_vocab)
+        self.tgt_vocab = text.Vocab.build((text.tokenize(e) for _, e in train),
+                                          min_count=t.min_count, max_size=t.max_vocab)
+        self.arrays = {k: self._encode(v) for k, v in self.pairs.items()}
         self._decoder = None
 
     def _load(self):
-        t = self.t
+        t = self.settings
         if t.source == "ted_hrlr":
             return load_ted_hrlr(local.data_dir_for(self.config))
-        from seqjax.data import por_eng
+        from seqjax.data import por_eng  # imports tensorflow_datasets (≈0.5 s)
         builder, src = por_eng.load(local.raw_dir_for(self.config, "por_eng"),
                                     local.data_dir_for(self.config), seed=t.split_seed,
                                     validation_fraction=t.validation_fraction,
@@ -120,7 +107,7 @@ class TranslateTask(Task):
         return out
 
     def _encode(self, pairs):
-        t = self.t
+        t = self.settings
         src_ids = [self.src_vocab.encode(text.tokenize(p)) for p, _ in pairs]
         tgt_ids = [self.tgt_vocab.encode(text.tokenize(e)) for _, e in pairs]
         src, lengths = text.encoder_arrays(src_ids, t.src_max_len)
@@ -128,7 +115,7 @@ class TranslateTask(Task):
 
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="tokens", dim=len(self.src_vocab), output_dim=len(self.tgt_vocab),
-                         readout="all", seq_len=self.t.tgt_max_len + 1)
+                         readout="all", seq_len=self.settings.tgt_max_len + 1)
 
     def train_iterator(self, seed: int):
         arrays = self.arrays["train"]
@@ -137,23 +124,27 @@ class TranslateTask(Task):
 
     def eval_batches(self):
         arrays = self.arrays["validation"]
-        n = min(self.t.eval_size, len(arrays["src"]))
+        n = min(self.settings.eval_size, len(arrays["src"]))
         for start in range(0, n, 512):
             yield {k: v[start:min(start + 512, n)] for k, v in arrays.items()}
 
     def loss(self, logits, batch):
         return masked_ce(logits, batch["targets"])
 
-    def build_model(self):
-        return seq2seq.Seq2Seq(model_config=self.config.model, src_vocab=len(self.src_vocab),
-                               tgt_vocab=len(self.tgt_vocab), attention=self.t.attention)
+    def build_model(self, model_config=None):
+        """The encoder–decoder for ``model_config`` (the trainer's, e.g. with ``impl``
+        resolved; default: this run's ``config.model``)."""
+        if model_config is None:
+            model_config = self.config.model
+        return seq2seq.Seq2Seq(model_config=model_config, src_vocab=len(self.src_vocab),
+                               tgt_vocab=len(self.tgt_vocab), attention=self.settings.attention)
 
     def probe_shape(self, batch):
         B, T = batch["dec_inputs"].shape
         return (B, T + 1, self.config.model.hidden)
 
     def generation_eval(self, model, params, *, final: bool):
-        t = self.t
+        t = self.settings
         split = "test" if final else "validation"
         arrays = self.arrays[split]
         n = len(arrays["src"])
