@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from seqjax.config import base_config
-from seqjax.tasks import TASKS, get_task_class
+from seqjax.tasks import SUCCESS, TASKS, get_task_class
 from seqjax.tasks.adding import adding_batch
 from seqjax.tasks.base import task_settings
 from seqjax.tasks.copy import copy_batch
@@ -116,3 +116,15 @@ def test_settings_are_the_defaults_under_config_task_read_once():
     merged = task_settings({"beam": 4, "max_len": 20}, {"max_len": 12, "name": "x"})
     assert (merged.beam, merged.max_len, merged.name) == (4, 12, "x")
 
+
+def test_success_is_defined_beside_the_tasks_and_each_metric_is_reported():
+    assert SUCCESS == {"mse": ("<", 0.05), "accuracy": (">=", 0.9),
+                       "recall_accuracy": (">=", 0.9)}
+    assert list(SUCCESS) == ["mse", "accuracy", "recall_accuracy"]  # a run is judged by the first
+    for name in ("adding", "temporal_order", "copy"):
+        task = make_task(name, seq_len=12, eval_size=8)
+        spec, batch = task.input_spec(), next(iter(task.eval_batches()))
+        shape = (8, spec.output_dim) if spec.readout == "last" else (8, spec.seq_len, spec.output_dim)
+        _, metrics = task.loss(jnp.zeros(shape, jnp.float32), batch)
+        assert task.success and set(task.success) <= set(metrics), name
+        assert all(SUCCESS[m] == criterion for m, criterion in task.success.items())

@@ -1,5 +1,6 @@
-"""Tasks: how batches are made, their losses, metrics and trivial baselines. ``TASKS`` maps
-``config.task.name`` to a Task class (see seqjax.tasks.base for the interface)."""
+"""Tasks: how batches are made, their losses, metrics, trivial baselines and what counts as
+success. ``TASKS`` maps ``config.task.name`` to a Task class (see seqjax.tasks.base for the
+interface); ``SUCCESS`` maps a metric to the bound that counts as solving a task."""
 
 from seqjax.tasks.adding import AddingTask
 from seqjax.tasks.caption import CaptionFlickr8kTask, CaptionMnistTask
@@ -16,6 +17,10 @@ TASKS = {t.name: t for t in (
     CaptionMnistTask, CaptionFlickr8kTask, TranslateTask, FramesTask,    # one/many-to-many
     SequentialMnistTask, ImdbTask, ForecastTask,                         # real data, TFDS
 )}
+
+# {metric: (op, bound)}: a run whose final eval has ``metric`` succeeded when ``value op bound``
+# holds. Ordered: a run reporting several of these metrics is judged by the first.
+SUCCESS = {metric: criterion for t in TASKS.values() for metric, criterion in t.success.items()}
 
 
 def register_task(cls) -> None:

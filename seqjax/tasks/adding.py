@@ -42,6 +42,7 @@ class AddingTask(SyntheticTask):
     """
 
     name = "adding"
+    success = {"mse": ("<", 0.05)}
 
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=2, output_dim=1, readout="last",

@@ -9,6 +9,8 @@ iterators) live in seqjax.batching; they are imported here for the tasks' conven
 
 A task reads its settings once, in its constructor: ``self.settings`` is the task's
 ``config_defaults`` overridden by what ``config.task`` sets (attribute access, frozen).
+``success`` names the final evaluation metric and bound that count as solving the task;
+``seqjax.tasks.SUCCESS`` collects them, keyed by metric, for the figures.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Task:
 
     name: str = ""
     config_defaults: dict[str, Any] = {}  # task-specific fields under config.task
+    success: dict[str, tuple[str, float]] = {}  # {metric: (op "<" or ">=", bound)}: solved
 
     def __init__(self, config):
         self.config = config

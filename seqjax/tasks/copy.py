@@ -37,6 +37,7 @@ class CopyTask(SyntheticTask):
     """Many-to-many; metrics ``ce`` (all positions) and ``recall_accuracy`` (last 10)."""
 
     name = "copy"
+    success = {"recall_accuracy": (">=", 0.9)}
 
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=N_IN, output_dim=N_OUT, readout="all",

@@ -40,6 +40,7 @@ class TemporalOrderTask(SyntheticTask):
     """Many-to-one classification; metrics ``accuracy`` and ``ce``; baseline accuracy 0.25."""
 
     name = "temporal_order"
+    success = {"accuracy": (">=", 0.9)}
 
     def input_spec(self) -> InputSpec:
         return InputSpec(kind="features", dim=N_SYMBOLS, output_dim=4, readout="last",
