@@ -1,4 +1,4 @@
-"""The data layer of issue 4: builders on tiny raw files in the official layouts and on the
+"""The real-data layer: builders on tiny raw files in the official layouts and on the
 real files in ../shared/data, clear errors for missing/corrupt files, the text pipeline,
 and the grain iterator (deterministic per seed, sharded, resumable mid-epoch).
 

@@ -1,4 +1,4 @@
-"""The real-data tasks of issue 4 (smnist, imdb, forecast) and their configs: batches, scaling,
+"""The real-data tasks (smnist, imdb, forecast) and their configs: batches, scaling,
 splits, baselines, logged examples, resumable iterators, and every ``:smoke`` variant trained
 end to end (MNIST and IMDB on tiny raw files in the official layouts, the series on the real
 CSVs)."""

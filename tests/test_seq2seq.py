@@ -1,4 +1,4 @@
-"""Decoding, teacher forcing, BLEU, and the models of seqjax.seq2seq (issue 7)."""
+"""Decoding, teacher forcing, BLEU, and the models of seqjax.seq2seq."""
 
 import itertools
 

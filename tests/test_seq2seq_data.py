@@ -1,4 +1,4 @@
-"""Builders of issue 7 (mnist_scenes, flickr8k, por_eng) and the frame-labelling videos:
+"""The local-file builders (mnist_scenes, flickr8k, por_eng) and the frame-labelling videos:
 on tiny files the tests write, and on the project's shared files."""
 
 import gzip

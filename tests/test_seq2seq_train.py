@@ -1,4 +1,5 @@
-"""The ``:smoke`` configs of issue 7 train end to end through the one trainer."""
+"""The ``:smoke`` configs of the captioning, translation and frame tasks train end to end
+through the one trainer."""
 
 import importlib
 
