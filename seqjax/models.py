@@ -125,9 +125,8 @@ class SequenceModel(nn.Module):
 
     def _spike_encode(self, x, lengths, encoding: str, steps: int):
         """(B, T, D) inputs in [0, 1] → (B, T·steps, D) spikes: each input step becomes
-        ``steps`` sub-steps (seqjax.cells_modern.rate_encode / latency_encode). Rate codes
+        ``steps`` sub-steps (seqjax.cells.rate_encode / latency_encode). Rate codes
         draw from the "dropout" stream in training and a fixed key in evaluation."""
-        from seqjax import cells_modern
         if self.spec.kind == "tokens":
             raise ValueError("model.spike_encoding needs real-valued inputs in [0, 1], "
                              "not tokens; use spike_encoding='none'")
@@ -135,9 +134,9 @@ class SequenceModel(nn.Module):
         if encoding == "rate":
             key = (self.make_rng("dropout") if self.has_rng("dropout")
                    else jax.random.key(0))
-            s = cells_modern.rate_encode(key, x, steps)
+            s = cells.rate_encode(key, x, steps)
         else:
-            s = cells_modern.latency_encode(x, steps)
+            s = cells.latency_encode(x, steps)
         s = s.reshape(B, T * steps, D)
         return s, (None if lengths is None else lengths * steps)
 

@@ -1,7 +1,7 @@
 r"""A parallel unroll for linear recurrences: ``jax.lax.associative_scan`` over time.
 
 For a cell with ``linear_recurrence = True`` (minGRU, minLSTM, LRU; see
-``seqjax.cells_modern``) the state obeys s_t = a_t ⊙ s_{t-1} + b_t with a_t, b_t functions
+``seqjax.cells.modern``) the state obeys s_t = a_t ⊙ s_{t-1} + b_t with a_t, b_t functions
 of x_t only. Composing two steps is again such a step,
 
 .. math::  (a_1, b_1) \circ (a_2, b_2) = (a_1 a_2,\; a_2 b_1 + b_2),

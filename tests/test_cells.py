@@ -169,3 +169,19 @@ def test_step_rejects_wrong_rank_and_feature_size(name):
         cell.step(params, carry, xs)
     with pytest.raises(ValueError, match=r"x has 5 features but the cell was initialised with input_dim=3"):
         cell.step(params, carry, jnp.zeros((3, 5)))
+
+
+@pytest.mark.parametrize("name", sorted(cells.CELLS))
+def test_every_registered_cell_implements_the_declared_interface(name):
+    cell = cells.get_cell(name)
+    assert isinstance(cell, cells.Cell) and isinstance(cell, cells.CellBase)
+    hash(cell)  # a static argument of jax.jit
+
+
+def test_the_base_cannot_be_instantiated_without_the_maths():
+    class Half(cells.CellBase):
+        def _init(self, key, input_dim, hidden):
+            return {}
+
+    with pytest.raises(TypeError, match="abstract"):
+        Half()

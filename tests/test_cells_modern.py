@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from seqjax import cells, diagnostics
-from seqjax import cells_modern as M
 from seqjax import unroll as U
 from tests.helpers import RAGGED
 
@@ -283,7 +282,7 @@ def test_lru_step_and_output_match_complex_equations():
 def test_lif_step_matches_its_equations(reset):
     cell, params, xs, carry = make_problem("lif")
     cell = cells.get_cell("lif", beta=0.8, threshold=0.5, slope=5.0, reset=reset)
-    carry = M.LIFCarry(v=carry.v, s=(carry.s > 0).astype(jnp.float32))  # real spikes
+    carry = cells.LIFCarry(v=carry.v, s=(carry.s > 0).astype(jnp.float32))  # real spikes
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     v0, s0, x = (np.asarray(a, np.float64) for a in (carry.v, carry.s, xs[:, 0]))
     current = x @ p["W_x"] + s0 @ p["W_h"] + p["b"]
@@ -332,10 +331,10 @@ def test_lif_spikes_are_exactly_the_threshold_crossings():
 def test_lif_surrogate_gradient_is_the_fast_sigmoid_formula():
     u = jnp.array([-3.0, -0.5, -1e-3, 0.0, 1e-3, 0.2, 4.0])
     for slope in (1.0, 25.0):
-        grads = jax.vmap(jax.grad(lambda v: M.spike(v, slope)))(u)
+        grads = jax.vmap(jax.grad(lambda v: cells.spike(v, slope)))(u)
         np.testing.assert_allclose(grads, 1.0 / (1.0 + slope * np.abs(np.asarray(u))) ** 2,
                                    rtol=1e-6)
-        np.testing.assert_array_equal(M.spike(u, slope), [0, 0, 0, 0, 1, 1, 1])
+        np.testing.assert_array_equal(cells.spike(u, slope), [0, 0, 0, 0, 1, 1, 1])
     # Through one step: ∂s/∂(x W_x + b) is diagonal with the formula at v − ϑ.
     cell, params, xs, carry = make_problem("lif")
     xw = cell.project_inputs(params, xs[:1, 0])
@@ -350,24 +349,24 @@ def test_lif_surrogate_gradient_is_the_fast_sigmoid_formula():
 
 def test_rate_encode_fires_with_the_given_probability():
     x = jnp.array([[0.0, 0.25, 0.5, 1.0, 1.7, -0.3]])
-    s = M.rate_encode(jax.random.key(0), x, 4000)
+    s = cells.rate_encode(jax.random.key(0), x, 4000)
     assert s.shape == (1, 4000, 6) and s.dtype == x.dtype
     assert set(np.unique(np.asarray(s))) <= {0.0, 1.0}
     rate = np.asarray(s.mean(axis=1))[0]
     p = np.clip(np.asarray(x)[0], 0, 1)
     np.testing.assert_allclose(rate, p, atol=5 * np.sqrt(0.25 / 4000))
     assert rate[0] == 0 and rate[5] == 0 and rate[3] == 1 and rate[4] == 1
-    half = M.rate_encode(jax.random.key(0), x, 4000, gain=0.5).mean(axis=1)[0]
+    half = cells.rate_encode(jax.random.key(0), x, 4000, gain=0.5).mean(axis=1)[0]
     np.testing.assert_allclose(half[3], 0.5, atol=5 * np.sqrt(0.25 / 4000))
 
 
 def test_latency_encode_fires_once_earlier_for_larger_values():
     x = jnp.array([[1.0, 0.5, 0.8, 0.0, 0.005]])
-    s = np.asarray(M.latency_encode(x, 11))[0]  # (T, D)
+    s = np.asarray(cells.latency_encode(x, 11))[0]  # (T, D)
     assert s.shape == (11, 5)
     np.testing.assert_array_equal(s.sum(axis=0), [1, 1, 1, 0, 0])
     np.testing.assert_array_equal(s.argmax(axis=0)[:3], [0, 5, 2])
-    rows = np.asarray(M.latency_encode(jnp.ones((2, 3, 4)), 7))
+    rows = np.asarray(cells.latency_encode(jnp.ones((2, 3, 4)), 7))
     assert rows.shape == (2, 3, 7, 4) and np.all(rows[:, :, 0] == 1)
 
 
@@ -411,11 +410,11 @@ def test_bad_options_give_clear_errors():
     with pytest.raises(ValueError, match=r"lif needs slope > 0, got slope=0.0"):
         cells.get_cell("lif", slope=0.0)
     with pytest.raises(ValueError, match=r"num_steps must be a positive integer, got 0"):
-        M.rate_encode(jax.random.key(0), jnp.ones((1, 2)), 0)
+        cells.rate_encode(jax.random.key(0), jnp.ones((1, 2)), 0)
     with pytest.raises(ValueError, match=r"gain must be >= 0, got -1.0"):
-        M.rate_encode(jax.random.key(0), jnp.ones((1, 2)), 3, gain=-1.0)
+        cells.rate_encode(jax.random.key(0), jnp.ones((1, 2)), 3, gain=-1.0)
     with pytest.raises(ValueError, match=r"num_steps must be a positive integer, got 2.5"):
-        M.latency_encode(jnp.ones((1, 2)), 2.5)
+        cells.latency_encode(jnp.ones((1, 2)), 2.5)
 
 
 # --------------------------------------------------------------------------- LIF in a model
@@ -441,7 +440,7 @@ def test_lif_model_latency_encodes_and_reports_its_spike_rate():
     out, sown = model.apply(variables, batch, mutable=["intermediates"])
     assert out.shape == (4, 5, 2)  # one output per input step, not per sub-step
 
-    encoded = M.latency_encode(x, 3).reshape(4, 15, 3)
+    encoded = cells.latency_encode(x, 3).reshape(4, 15, 3)
     cell = cells.get_cell("lif", beta=m.beta, threshold=m.threshold, slope=m.slope)
     p = variables["params"]["core"]["layer0"]
     _, hs = U.unroll_reference(cell, p, encoded, cell.initial_carry(4, 6), lengths=lengths * 3)

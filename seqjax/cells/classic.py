@@ -1,143 +1,26 @@
-"""Recurrent cells as pure functions over named parameter pytrees.
+"""The classic cells: the Elman RNN (and the IRNN as its relu/identity preset), LSTM, GRU.
 
-Every cell is a frozen (hashable, stateless) dataclass whose methods are pure
-functions, so a cell can be a static argument of ``jax.jit``:
-
-* ``init(key, input_dim, hidden, **options) -> params``: a dict of named arrays.
-  Every option that changes a comparison (forget-gate bias, recurrent init and
-  its scale, input init) is a keyword with a stated default.
-* ``initial_carry(batch, hidden) -> carry``: zeros.
-* ``step(params, carry, x_BxD) -> (carry, h_BxH)``: lax.scan's order.
-* ``project_inputs(params, x_...xD)`` and ``step_projected(params, carry, xw)``:
-  the same step split in two, so that an unroll can compute the input
-  projection for every timestep in one matmul outside the loop ("hoisting").
-  ``step(p, c, x) == step_projected(p, c, project_inputs(p, x))`` exactly.
-* ``hidden(carry) -> h`` and ``with_hidden(carry, h) -> carry``: access to the
-  hidden state inside a carry (used by the gradient-flow probes).
-
-Weights act on row vectors (batch-first): the paper form ``W_hh h_{t-1}`` is
-computed as ``h_{t-1} @ W_hh`` with ``W_hh`` stored as (H_in, H_out).
-
-``CELLS`` maps names to cell classes; ``get_cell(name, **options)`` builds one
-and raises a ValueError naming the valid cells for an unknown name.
+Each carries its equations in its docstring, written exactly as it computes them; the
+interface is ``seqjax.cells._base.Cell``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-Array = jax.Array
-Params = dict[str, Array]
-
-ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "linear": lambda z: z,
-}
-RECURRENT_INITS = ("orthogonal", "identity", "normal")
-INPUT_INITS = ("glorot_uniform", "normal", "zeros")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_choice(name: str, value: Any, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(sorted(allowed))}")
-
-
-def _recurrent_block(key, hidden: int, init: str, scale: float, dtype) -> Array:
-    """One (H, H) recurrent matrix."""
-    _check_choice("recurrent_init", init, RECURRENT_INITS)
-    if init == "orthogonal":
-        return jax.nn.initializers.orthogonal(scale=scale)(key, (hidden, hidden), dtype)
-    if init == "identity":
-        return scale * jnp.eye(hidden, dtype=dtype)
-    # normal: entries N(0, scale^2 / H), so the spectral radius is about `scale`.
-    return (scale / np.sqrt(hidden)) * jax.random.normal(key, (hidden, hidden), dtype)
-
-
-def _input_block(key, input_dim: int, hidden: int, init: str, scale: float, dtype) -> Array:
-    """One (D, H) input matrix."""
-    _check_choice("input_init", init, INPUT_INITS)
-    if init == "glorot_uniform":
-        return scale * jax.nn.initializers.glorot_uniform()(key, (input_dim, hidden), dtype)
-    if init == "normal":
-        return (scale / np.sqrt(input_dim)) * jax.random.normal(key, (input_dim, hidden), dtype)
-    return jnp.zeros((input_dim, hidden), dtype)
-
-
-def _gated_weights(key, input_dim, hidden, n_gates, *, recurrent_init, recurrent_scale,
-                   input_init, input_scale, dtype):
-    """Fused (D, G*H) and (H, G*H) matrices, each gate block initialised on its own."""
-    keys = jax.random.split(key, 2 * n_gates)
-    W_x = jnp.concatenate(
-        [_input_block(keys[g], input_dim, hidden, input_init, input_scale, dtype)
-         for g in range(n_gates)], axis=1)
-    W_h = jnp.concatenate(
-        [_recurrent_block(keys[n_gates + g], hidden, recurrent_init, recurrent_scale, dtype)
-         for g in range(n_gates)], axis=1)
-    return W_x, W_h
-
-
-def check_input(params: Params, x: Array, *, rank: int, what: str = "x") -> None:
-    """Raise a ValueError unless ``x`` has ``rank`` dims and the cell's feature size."""
-    input_dim = params["W_x"].shape[0]
-    if x.ndim != rank:
-        expected = "(batch, features)" if rank == 2 else "(batch, time, features)"
-        raise ValueError(f"{what} must have rank {rank} {expected}, got shape {tuple(x.shape)}")
-    if x.shape[-1] != input_dim:
-        raise ValueError(
-            f"{what} has {x.shape[-1]} features but the cell was initialised with "
-            f"input_dim={input_dim}; shape {tuple(x.shape)}")
-
-
-class _CellBase:
-    """Shared plumbing. Subclasses define ``n_gates`` and the maths."""
-
-    name: str = ""
-    init_options: tuple[str, ...] = ()
-
-    def step(self, params: Params, carry, x_BxD: Array):
-        check_input(params, x_BxD, rank=2)
-        return self.step_projected(params, carry, self.project_inputs(params, x_BxD))
-
-    def init(self, key, input_dim: int, hidden: int, **options) -> Params:
-        """Named parameters for inputs of size ``input_dim`` and ``hidden`` units."""
-        _check_positive("input_dim", input_dim)
-        _check_positive("hidden", hidden)
-        unknown = set(options) - set(self.init_options) - {"dtype"}
-        if unknown:
-            raise ValueError(
-                f"cell {self.name!r} has no init option(s) {sorted(unknown)}; "
-                f"allowed: {', '.join(self.init_options)}")
-        return self._init(key, input_dim, hidden, **options)
-
-    def project_inputs(self, params: Params, x: Array) -> Array:
-        """x @ W_x + b for any leading shape; the part of a step that needs no carry."""
-        b = params["b"].reshape((1,) * (x.ndim - 1) + (-1,))
-        return x @ params["W_x"] + b
-
-    def hidden_size(self, params: Params) -> int:
-        return params["W_h"].shape[0]
-
+from seqjax.cells._base import (ACTIVATIONS, Array, CellBase, Params, _gated_weights,
+                                check_choice)
 
 
 # --------------------------------------------------------------------------- RNN
 
 
 @dataclasses.dataclass(frozen=True)
-class RNN(_CellBase):
+class RNN(CellBase):
     r"""Vanilla (Elman) RNN.
 
     .. math::  h_t = \mathrm{act}(W_{hh} h_{t-1} + W_{hx} x_t + b)
@@ -156,7 +39,7 @@ class RNN(_CellBase):
     init_options = ("recurrent_init", "recurrent_scale", "input_init", "input_scale")
 
     def __post_init__(self):
-        _check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("activation", self.activation, ACTIVATIONS)
 
     def _init(self, key, input_dim: int, hidden: int, *, recurrent_init: str = "orthogonal",
              recurrent_scale: float = 1.0, input_init: str = "glorot_uniform",
@@ -193,7 +76,7 @@ LSTM_GATES = ("i", "f", "g", "o")  # column blocks of W_x, W_h, b, in this order
 
 
 @dataclasses.dataclass(frozen=True)
-class LSTM(_CellBase):
+class LSTM(CellBase):
     r"""Long short-term memory (Hochreiter & Schmidhuber 1997, with forget gate).
 
     .. math::
@@ -254,7 +137,7 @@ GRU_GATES = ("r", "z", "n")
 
 
 @dataclasses.dataclass(frozen=True)
-class GRU(_CellBase):
+class GRU(CellBase):
     r"""Gated recurrent unit, the "reset after" variant of torch.nn.GRU, cuDNN and flax.
 
     .. math::
@@ -304,26 +187,4 @@ class GRU(_CellBase):
         return h
 
 
-# --------------------------------------------------------------------------- registry
-
-CELLS: dict[str, type] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-
-
-def get_cell(name: str, **options):
-    """Build the cell registered as ``name`` with its step-time options (e.g. activation)."""
-    if name not in CELLS:
-        raise ValueError(f"unknown cell {name!r}; valid cells: {', '.join(sorted(CELLS))}")
-    cls = CELLS[name]
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(options) - fields
-    if unknown:
-        raise ValueError(
-            f"cell {name!r} has no option(s) {sorted(unknown)}; "
-            f"its options: {sorted(fields) or 'none'}")
-    return cls(**options)
-
-
-# --------------------------------------------------------------------------- more cells (issue 8)
-# minGRU, minLSTM, LRU and LIF live in seqjax/cells_modern.py, which adds them to CELLS when
-# imported. Imported here, at the bottom (it imports this module), so get_cell knows them.
-from seqjax import cells_modern as _cells_modern  # noqa: E402,F401
+CLASSIC_CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}

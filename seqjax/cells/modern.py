@@ -1,8 +1,7 @@
-r"""Cells beyond LSTM (issue 8): minGRU, minLSTM, LRU and a recurrent LIF spiking cell.
+r"""The modern cells: minGRU, minLSTM, LRU and a recurrent LIF spiking cell.
 
-Same contract as ``seqjax.cells`` (frozen dataclasses, ``init``/``initial_carry``/``step``,
-``project_inputs``/``step_projected``, ``hidden``/``with_hidden``); importing this module
-registers the cells in ``seqjax.cells.CELLS`` as ``mingru``, ``minlstm``, ``lru``, ``lif``.
+Same interface as the classic cells (``seqjax.cells._base.Cell``); ``seqjax.cells``
+registers them in ``CELLS`` as ``mingru``, ``minlstm``, ``lru``, ``lif``.
 
 Linear recurrences. ``MinGRU``, ``MinLSTM`` and ``LRU`` compute, per unit,
 
@@ -33,12 +32,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from seqjax.cells import (CELLS, Params, _CellBase, _check_choice, _input_block,
-                          _recurrent_block)
-
-Array = jax.Array
+from seqjax.cells._base import (Array, CellBase, Params, _input_block, _recurrent_block,
+                                check_choice)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -67,7 +63,7 @@ def _gate_blocks(key, input_dim, hidden, n_blocks, biases, *, input_init, input_
     return {"W_x": W_x, "b": b}
 
 
-class _LinearRecurrenceCell(_CellBase):
+class _LinearRecurrenceCell(CellBase):
     """A cell whose carry is its state h (B, H) and whose step is h ← a ⊙ h + b."""
 
     linear_recurrence = True
@@ -322,7 +318,7 @@ LIF_RESETS = ("subtract", "zero")
 
 
 @dataclasses.dataclass(frozen=True)
-class LIF(_CellBase):
+class LIF(CellBase):
     r"""Recurrent leaky integrate-and-fire neurons, trained with a surrogate gradient.
 
     .. math::
@@ -353,7 +349,7 @@ class LIF(_CellBase):
     init_options = ("recurrent_init", "recurrent_scale", "input_init", "input_scale", "bias")
 
     def __post_init__(self):
-        _check_choice("reset", self.reset, LIF_RESETS)
+        check_choice("reset", self.reset, LIF_RESETS)
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"lif needs 0 <= beta <= 1, got beta={self.beta!r}")
         if not self.slope > 0:
@@ -387,46 +383,4 @@ class LIF(_CellBase):
         return carry._replace(s=h)
 
 
-# --------------------------------------------------------------------------- spike encoding
-
-
-def _check_steps(num_steps):
-    is_int = isinstance(num_steps, (int, np.integer)) and not isinstance(num_steps, bool)
-    if not is_int or num_steps <= 0:
-        raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
-
-
-def rate_encode(key, x_BxD: Array, num_steps: int, *, gain: float = 1.0) -> Array:
-    """Rate code: at each of ``num_steps`` steps feature d spikes with prob. clip(gain·x_d, 0, 1).
-
-    ``x`` of shape (..., D) gives spikes (..., num_steps, D) of x's dtype, independent
-    Bernoulli draws per step from ``key``.
-    """
-    _check_steps(num_steps)
-    if not gain >= 0:
-        raise ValueError(f"gain must be >= 0, got {gain!r}")
-    p = jnp.clip(gain * x_BxD, 0.0, 1.0)
-    shape = x_BxD.shape[:-1] + (num_steps, x_BxD.shape[-1])
-    u = jax.random.uniform(key, shape, x_BxD.dtype)
-    return (u < jnp.expand_dims(p, -2)).astype(x_BxD.dtype)
-
-
-def latency_encode(x_BxD: Array, num_steps: int, *, threshold: float = 0.01) -> Array:
-    """Latency code: one spike per feature, earlier for larger values.
-
-    Feature d (clipped to [0, 1]) spikes once, at step round((1 − x_d)·(num_steps − 1)),
-    so x = 1 fires at t = 0 and x near 0 last; features with x_d < ``threshold`` never
-    fire. ``x`` of shape (..., D) gives (..., num_steps, D) of x's dtype.
-    """
-    _check_steps(num_steps)
-    x = jnp.clip(x_BxD, 0.0, 1.0)
-    t_fire = jnp.round((1.0 - x) * (num_steps - 1)).astype(jnp.int32)
-    t = jnp.arange(num_steps).reshape((1,) * (x_BxD.ndim - 1) + (num_steps, 1))
-    fires = (t == jnp.expand_dims(t_fire, -2)) & jnp.expand_dims(x_BxD >= threshold, -2)
-    return fires.astype(x_BxD.dtype)
-
-
-# --------------------------------------------------------------------------- registry
-
 MODERN_CELLS = {"mingru": MinGRU, "minlstm": MinLSTM, "lru": LRU, "lif": LIF}
-CELLS.update(MODERN_CELLS)

@@ -1,0 +1,190 @@
+"""The cell interface, the shared plumbing of every cell, and the validators.
+
+Every cell is a frozen (hashable, stateless) dataclass whose methods are pure
+functions, so a cell can be a static argument of ``jax.jit``. ``Cell`` declares the
+interface (what ``seqjax.unroll``, ``seqjax.fast``, ``seqjax.parallel`` and
+``seqjax.diagnostics`` call); ``CellBase`` implements the parts that are the same for
+every cell and leaves the maths abstract.
+
+Weights act on row vectors (batch-first): the paper form ``W_hh h_{t-1}`` is
+computed as ``h_{t-1} @ W_hh`` with ``W_hh`` stored as (H_in, H_out).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable, Collection, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Params = dict[str, Array]
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "linear": lambda z: z,
+}
+RECURRENT_INITS = ("orthogonal", "identity", "normal")
+INPUT_INITS = ("glorot_uniform", "normal", "zeros")
+
+
+# --------------------------------------------------------------------------- validators
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    """Raise a ValueError unless ``value`` is a positive integer (a bool is not one)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_choice(name: str, value: Any, allowed: Collection[str]) -> None:
+    """Raise a ValueError naming the allowed values unless ``value`` is one of them."""
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def check_input(params: Params, x: Array, *, rank: int, what: str = "x") -> None:
+    """Raise a ValueError unless ``x`` has ``rank`` dims and the cell's feature size."""
+    input_dim = params["W_x"].shape[0]
+    if x.ndim != rank:
+        expected = "(batch, features)" if rank == 2 else "(batch, time, features)"
+        raise ValueError(f"{what} must have rank {rank} {expected}, got shape {tuple(x.shape)}")
+    if x.shape[-1] != input_dim:
+        raise ValueError(
+            f"{what} has {x.shape[-1]} features but the cell was initialised with "
+            f"input_dim={input_dim}; shape {tuple(x.shape)}")
+
+
+# --------------------------------------------------------------------------- init blocks
+
+
+def _recurrent_block(key, hidden: int, init: str, scale: float, dtype) -> Array:
+    """One (H, H) recurrent matrix."""
+    check_choice("recurrent_init", init, RECURRENT_INITS)
+    if init == "orthogonal":
+        return jax.nn.initializers.orthogonal(scale=scale)(key, (hidden, hidden), dtype)
+    if init == "identity":
+        return scale * jnp.eye(hidden, dtype=dtype)
+    # normal: entries N(0, scale^2 / H), so the spectral radius is about `scale`.
+    return (scale / np.sqrt(hidden)) * jax.random.normal(key, (hidden, hidden), dtype)
+
+
+def _input_block(key, input_dim: int, hidden: int, init: str, scale: float, dtype) -> Array:
+    """One (D, H) input matrix."""
+    check_choice("input_init", init, INPUT_INITS)
+    if init == "glorot_uniform":
+        return scale * jax.nn.initializers.glorot_uniform()(key, (input_dim, hidden), dtype)
+    if init == "normal":
+        return (scale / np.sqrt(input_dim)) * jax.random.normal(key, (input_dim, hidden), dtype)
+    return jnp.zeros((input_dim, hidden), dtype)
+
+
+def _gated_weights(key, input_dim, hidden, n_gates, *, recurrent_init, recurrent_scale,
+                   input_init, input_scale, dtype):
+    """Fused (D, G*H) and (H, G*H) matrices, each gate block initialised on its own."""
+    keys = jax.random.split(key, 2 * n_gates)
+    W_x = jnp.concatenate(
+        [_input_block(keys[g], input_dim, hidden, input_init, input_scale, dtype)
+         for g in range(n_gates)], axis=1)
+    W_h = jnp.concatenate(
+        [_recurrent_block(keys[n_gates + g], hidden, recurrent_init, recurrent_scale, dtype)
+         for g in range(n_gates)], axis=1)
+    return W_x, W_h
+
+
+# --------------------------------------------------------------------------- interface
+
+
+@runtime_checkable
+class Cell(Protocol):
+    """What every cell provides.
+
+    * ``init(key, input_dim, hidden, **options) -> params``: a dict of named arrays.
+      Every option that changes a comparison (forget-gate bias, recurrent init and its
+      scale, input init) is a keyword with a stated default (``init_options`` names them).
+    * ``initial_carry(batch, hidden, dtype) -> carry``: zeros.
+    * ``step(params, carry, x_BxD) -> (carry, h_BxH)``: lax.scan's order.
+    * ``project_inputs(params, x_...xD)`` and ``step_projected(params, carry, xw)``: the
+      same step split in two, so that an unroll can compute the input projection for every
+      timestep in one matmul outside the loop ("hoisting").
+      ``step(p, c, x) == step_projected(p, c, project_inputs(p, x))`` exactly.
+    * ``hidden(carry) -> h`` and ``with_hidden(carry, h) -> carry``: access to the hidden
+      state inside a carry (used by the gradient-flow probes).
+    * ``hidden_size(params) -> H``.
+    """
+
+    name: str
+    init_options: tuple[str, ...]
+
+    def init(self, key, input_dim: int, hidden: int, **options) -> Params: ...
+
+    def initial_carry(self, batch: int, hidden: int, dtype=jnp.float32) -> Any: ...
+
+    def step(self, params: Params, carry, x_BxD: Array) -> tuple[Any, Array]: ...
+
+    def project_inputs(self, params: Params, x: Array) -> Array: ...
+
+    def step_projected(self, params: Params, carry, xw: Array) -> tuple[Any, Array]: ...
+
+    def hidden(self, carry) -> Array: ...
+
+    def with_hidden(self, carry, h: Array) -> Any: ...
+
+    def hidden_size(self, params: Params) -> int: ...
+
+
+class CellBase(abc.ABC):
+    """Shared plumbing of ``Cell``: validated ``init`` and ``step``, the input projection
+    ``x @ W_x + b`` and ``hidden_size``. A subclass sets ``name`` and ``init_options`` and
+    writes the maths: ``_init``, ``initial_carry``, ``step_projected``, ``hidden`` and
+    ``with_hidden`` (and overrides ``project_inputs``/``hidden_size`` when its params
+    differ)."""
+
+    name: str = ""
+    init_options: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def _init(self, key, input_dim: int, hidden: int, **options) -> Params:
+        """The cell's parameters; ``options`` already checked against ``init_options``."""
+
+    @abc.abstractmethod
+    def initial_carry(self, batch: int, hidden: int, dtype=jnp.float32):
+        """The zero carry for ``batch`` examples."""
+
+    @abc.abstractmethod
+    def step_projected(self, params: Params, carry, xw):
+        """One step from the projected input ``project_inputs(params, x)``."""
+
+    @abc.abstractmethod
+    def hidden(self, carry) -> Array:
+        """The hidden state h inside ``carry``."""
+
+    @abc.abstractmethod
+    def with_hidden(self, carry, h: Array):
+        """``carry`` with its hidden state replaced by ``h``."""
+
+    def step(self, params: Params, carry, x_BxD: Array):
+        check_input(params, x_BxD, rank=2)
+        return self.step_projected(params, carry, self.project_inputs(params, x_BxD))
+
+    def init(self, key, input_dim: int, hidden: int, **options) -> Params:
+        """Named parameters for inputs of size ``input_dim`` and ``hidden`` units."""
+        check_positive_int("input_dim", input_dim)
+        check_positive_int("hidden", hidden)
+        unknown = set(options) - set(self.init_options) - {"dtype"}
+        if unknown:
+            raise ValueError(
+                f"cell {self.name!r} has no init option(s) {sorted(unknown)}; "
+                f"allowed: {', '.join(self.init_options)}")
+        return self._init(key, input_dim, hidden, **options)
+
+    def project_inputs(self, params: Params, x: Array) -> Array:
+        """x @ W_x + b for any leading shape; the part of a step that needs no carry."""
+        b = params["b"].reshape((1,) * (x.ndim - 1) + (-1,))
+        return x @ params["W_x"] + b
+
+    def hidden_size(self, params: Params) -> int:
+        return params["W_h"].shape[0]
