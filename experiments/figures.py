@@ -10,8 +10,8 @@ import os
 
 from absl import app, flags
 
-from experiments import report
-from seqjax import plots, train
+from seqjax import report
+from seqjax import plots, rundir
 
 _OUT = flags.DEFINE_string("out", None, "output directory (default: <first workdir>/figures)")
 
@@ -26,7 +26,7 @@ def main(argv):
     else:  # seed or T sweeps as sweeps; the other runs of all workdirs together, to compare
         sweeps = [w for w in workdirs if report.is_seed_or_T_sweep(w)]
         paths = [p for w in sweeps for p in plots.sweep_figures(w, out)]
-        dirs = [d for w in workdirs if w not in sweeps for d in train.run_dirs(w)]
+        dirs = [d for w in workdirs if w not in sweeps for d in rundir.run_dirs(w)]
         if dirs:
             paths += plots.all_figures(dirs, out)
     for path in paths:

@@ -1,7 +1,7 @@
-"""Figures drawn from run directories (never from a live model). matplotlib, Agg backend.
+"""Figures drawn from run directories (never from a live model), with matplotlib.
 
-``experiments/figures.py`` is the command line over these functions; the trainer uses
-``heatmap_rgb`` for the TensorBoard image of ‖∂L/∂h_t‖ over (step, t).
+``experiments/figures.py`` and ``experiments/report.py`` are the command lines over these
+functions. Importing this module leaves matplotlib's backend alone.
 """
 
 from __future__ import annotations
@@ -9,19 +9,18 @@ from __future__ import annotations
 import json
 import os
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from seqjax.logging import read_metrics  # noqa: E402
-
-HIDDEN_NORMS = "grad/hidden_norms"
+from seqjax.rundir import DIVERGED_FILE, HIDDEN_NORMS
+from seqjax.writer import read_metrics
 
 
-# Written by the trainer into a sweep member's directory when it stopped on NaN/Inf.
-DIVERGED_FILE = "diverged.json"
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, dpi=None, layout=None, **kwargs):
+    """A figure and its axes through matplotlib's object API: no pyplot state, no backend
+    switch (inline figures in a notebook keep working after ``import seqjax.plots``)."""
+    fig = Figure(figsize=figsize, dpi=dpi, layout=layout)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def load_run(workdir: str) -> dict:
@@ -77,13 +76,6 @@ def diagnostics_matrix(rows: list[dict]):
     return np.asarray(steps), np.asarray(mat, dtype=np.float64)
 
 
-def _fig_to_rgb(fig) -> np.ndarray:
-    fig.canvas.draw()
-    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return rgb
-
-
 def _log_norms(mat):
     """log10 of gradient norms; overflowed (inf/nan) entries become nan (drawn blank)."""
     mat = np.asarray(mat, np.float64)
@@ -104,15 +96,6 @@ def _draw_heatmap(ax, steps, mat, title):
     return im
 
 
-def heatmap_rgb(steps, mat, title: str = "log10 ‖∂L/∂h_t‖") -> np.ndarray:
-    """An RGB image (H, W, 3) of the (step × t) heatmap, for TensorBoard."""
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=80)
-    im = _draw_heatmap(ax, steps, mat, title)
-    fig.colorbar(im, ax=ax, label="log10 ‖∂L/∂h_t‖")
-    fig.tight_layout()
-    return _fig_to_rgb(fig)
-
-
 def _metric_for(run) -> tuple[str, str, float | None]:
     """(metrics key, axis label, baseline) of a run's headline eval metric."""
     baseline = (run["summary"] or {}).get("baseline", {})
@@ -124,7 +107,7 @@ def _metric_for(run) -> tuple[str, str, float | None]:
 
 def learning_curves(runs, path: str, title: str | None = None) -> str:
     """Eval metric vs step, every run, with the trivial baseline(s) dashed."""
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = _subplots(figsize=(6.4, 4))
     drawn_baselines = set()
     ylabel = "eval"
     for run in runs:
@@ -145,13 +128,12 @@ def learning_curves(runs, path: str, title: str | None = None) -> str:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def gradient_profiles(runs, path: str, title: str | None = None) -> str:
     """‖∂L/∂h_t‖ vs t on a log scale, at initialisation (dashed) and at the end (solid)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = _subplots(figsize=(6.4, 4))
     for i, run in enumerate(runs):
         steps, mat = diagnostics_matrix(run["rows"])
         if not len(steps):
@@ -170,7 +152,6 @@ def gradient_profiles(runs, path: str, title: str | None = None) -> str:
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -181,7 +162,7 @@ def gradient_panels(runs, path: str, title: str | None = None, ncols: int = 4) -
     n = max(1, len(runs))
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False,
+    fig, axes = _subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False,
                              sharey=True, layout="constrained")
     for ax, run in zip(axes.flat, runs):
         steps, mat = diagnostics_matrix(run["rows"])
@@ -202,14 +183,13 @@ def gradient_panels(runs, path: str, title: str | None = None, ncols: int = 4) -
     fig.suptitle(title or "gradient reaching each timestep: init (dashed) vs end (solid)",
                  fontsize=10)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def heatmaps(runs, path: str) -> str:
     """One (training step × t) heatmap of log10 ‖∂L/∂h_t‖ per run, on a shared colour scale."""
     runs = [r for r in runs if len(diagnostics_matrix(r["rows"])[0])]
-    fig, axes = plt.subplots(1, max(1, len(runs)), figsize=(4.8 * max(1, len(runs)), 3.6),
+    fig, axes = _subplots(1, max(1, len(runs)), figsize=(4.8 * max(1, len(runs)), 3.6),
                              squeeze=False, layout="constrained")
     mats = [diagnostics_matrix(r["rows"]) for r in runs]
     finite = [f[np.isfinite(f)] for f in (_log_norms(m) for _, m in mats)]
@@ -224,7 +204,6 @@ def heatmaps(runs, path: str) -> str:
     if im is not None:
         fig.colorbar(im, ax=list(axes[0]), label="log10 ‖∂L/∂h_t‖")
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -336,7 +315,7 @@ def _band(ax, x, ys, label, color, log=True):
 
 def ratio_vs_T(table: dict, path: str) -> str:
     """‖∂L/∂h_0‖/‖∂L/∂h_T‖ at init vs T per condition: geometric mean, min–max band over seeds."""
-    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    fig, ax = _subplots(figsize=(7.2, 4.6))
     for i, (cond, by_T) in enumerate(table.items()):
         Ts = sorted(T for T in by_T if by_T[T]["ratios"])
         if Ts:
@@ -356,7 +335,6 @@ def ratio_vs_T(table: dict, path: str) -> str:
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -371,7 +349,7 @@ def final_by_condition(table: dict, path: str) -> str:
     base = next((c["baseline"] for by_T in table.values() for c in by_T.values()
                  if c.get("baseline") is not None), None)
     log = "mse" in metric or "ce" in metric
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.8 * len(conds) + 1.5), 4))
+    fig, ax = _subplots(figsize=(max(6.4, 0.8 * len(conds) + 1.5), 4))
     finals = [v for by_T in table.values() for c in by_T.values() for v in c["final"]
               if v is not None]
     top = max(finals + ([base] if base is not None else []), default=1.0)
@@ -400,13 +378,12 @@ def final_by_condition(table: dict, path: str) -> str:
     ax.grid(alpha=0.3, axis="y", which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def success_vs_T(table: dict, path: str) -> str:
     """Fraction of seeds that solve the task vs T, per condition (Pascanu et al. 2013 style)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = _subplots(figsize=(6.4, 4))
     criterion = None
     for i, (cond, by_T) in enumerate(table.items()):
         Ts = sorted(T for T in by_T if by_T[T]["success"])
@@ -424,7 +401,6 @@ def success_vs_T(table: dict, path: str) -> str:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -436,7 +412,7 @@ def seed_bands(sweep: dict, path: str) -> str:
         T = fields.get("task.seq_len", run["config"]["task"]["seq_len"])
         by_T.setdefault(T, {}).setdefault(_condition(fields), []).append(run)
     Ts = sorted(by_T)
-    fig, axes = plt.subplots(1, len(Ts), figsize=(4.6 * len(Ts), 3.8), squeeze=False,
+    fig, axes = _subplots(1, len(Ts), figsize=(4.6 * len(Ts), 3.8), squeeze=False,
                              layout="constrained")
     for ax, T in zip(axes[0], Ts):
         for i, (cond, runs) in enumerate(by_T[T].items()):
@@ -460,7 +436,6 @@ def seed_bands(sweep: dict, path: str) -> str:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

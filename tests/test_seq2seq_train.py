@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seqjax import train
-from seqjax.logging import read_metrics
+from seqjax.writer import read_metrics
 
 
 def smoke(name, tmp_path):

@@ -13,8 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from seqjax import config as config_lib, sharding, train
-from seqjax.logging import read_metrics
+from seqjax import config as config_lib, sharding, sweep, train
+from seqjax.writer import read_metrics
 
 RTOL = 1e-4
 
@@ -93,7 +93,7 @@ def test_vmapped_sweep_members_equal_standalone_runs(tmp_path):
 
 
 def test_vanishing_sweep_smoke_draws_vs_T_figures(tmp_path):
-    from experiments import report
+    from seqjax import report
     c = smoke("vanishing_sweep")
     c.train.vmap_sweep = "on"
     out = train.train_and_evaluate(c, str(tmp_path))
@@ -116,7 +116,7 @@ def test_init_only_run(tmp_path):
 
 def test_cells_sweep_draws_one_gradient_panel_per_cell(tmp_path):
     from configs import cells as cells_config
-    from experiments import report
+    from seqjax import report
     c = smoke("cells")
     c.sweep_arms = cells_config.ARMS[2:3] + cells_config.ARMS[4:5] + cells_config.ARMS[-1:]
     c.sweep.task = {"seq_len": [6]}
@@ -139,7 +139,7 @@ def test_underflowed_ratios_are_an_upper_bound_on_the_float32_floor():
 def test_a_diverging_sweep_member_does_not_stop_the_others(tmp_path):
     """One arm hits NaN/Inf: it is recorded (diverged.json, counted as a failure), the other
     arm runs to the end, and the sweep then fails naming the diverged member."""
-    from experiments import report
+    from seqjax import report
     from seqjax import plots
     c = smoke()
     c.sweep_arms = ("huge lr: model.cell=rnn, train.learning_rate=1e30, train.grad_clip=0.0",
@@ -166,12 +166,12 @@ def test_a_diverging_sweep_member_does_not_stop_the_others(tmp_path):
 def test_vmap_sweep_auto_vmaps_init_only_sweeps_but_not_cpu_training():
     c = smoke()
     c.sweep.seed = [0, 1]
-    members = train.sweep_members(c)
-    assert [g for g, _ in train.sweep_groups(c, members)] == [None, None]  # CPU, training
+    members = sweep.sweep_members(c)
+    assert [g for g, _ in sweep.sweep_groups(c, members)] == [None, None]  # CPU, training
     c.train.num_steps = 0
-    assert [len(m) for _, m in train.sweep_groups(c, members)] == [2]
+    assert [len(m) for _, m in sweep.sweep_groups(c, members)] == [2]
     c.train.num_steps, c.train.vmap_sweep = 6, "on"
-    assert [len(m) for _, m in train.sweep_groups(c, members)] == [2]
+    assert [len(m) for _, m in sweep.sweep_groups(c, members)] == [2]
     c.train.vmap_sweep = "yes"
     with pytest.raises(ValueError, match=r"train.vmap_sweep.*'yes'.*auto, on, off"):
         config_lib.validate(c)

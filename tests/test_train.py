@@ -12,7 +12,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from seqjax import train
-from seqjax.logging import read_metrics
+from seqjax.writer import read_metrics
 from seqjax.tasks.adding import AddingTask
 
 CONFIG_FILES = sorted(os.path.basename(p)[:-3] for p in glob.glob(
@@ -137,7 +137,7 @@ def test_feedforward_baseline_runs(name, tmp_path):
 
 
 def test_vanishing_sweep_runs_both_cells_and_draws_figures(tmp_path):
-    from experiments import report
+    from seqjax import report
     out = train.train_and_evaluate(load_config("vanishing"), str(tmp_path))
     assert set(out["members"]) == {"cell=rnn", "cell=lstm"}
     report.print_report(str(tmp_path))
@@ -225,7 +225,7 @@ def test_workdir_of_another_experiment_is_refused(adding_run, tmp_path):
 
 def test_histograms_skip_non_finite_values(tmp_path):
     """An exploding gradient (inf) must not crash the run's logging."""
-    from seqjax.logging import Writer
+    from seqjax.writer import Writer
     w = Writer(str(tmp_path))
     w.histograms(1, {"grads/all_inf": np.full(4, np.inf), "grads/some": np.array([1.0, np.nan, 2.0])})
     w.close()

@@ -210,7 +210,7 @@ def partial_saves(workdir) -> list[str]:
 
 
 def metrics(workdir) -> list[dict]:
-    from seqjax.logging import read_metrics
+    from seqjax.writer import read_metrics
     return [{k: v for k, v in r.items() if k not in WALL_CLOCK_FIELDS}
             for r in read_metrics(str(workdir))]
 

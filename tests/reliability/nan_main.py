@@ -10,7 +10,7 @@ import os
 import jax.numpy as jnp
 from absl import app
 
-from experiments import main
+from seqjax import cli
 from seqjax.tasks.adding import AddingTask
 
 
@@ -31,4 +31,4 @@ def inject_nan(at_batch: int) -> None:
 
 if __name__ == "__main__":
     inject_nan(int(os.environ["SEQJAX_DRILL_NAN_BATCH"]))
-    app.run(main.main, flags_parser=main._parse_flags)
+    cli.run()

@@ -1,4 +1,4 @@
-"""One writer for a run: metrics.jsonl, TensorBoard events (tensorboardX), config.json.
+"""One writer for a run: metrics.jsonl and TensorBoard events (tensorboardX).
 
 Only process 0 writes (``enabled``); other processes get a writer that does nothing.
 metrics.jsonl holds one JSON object per logged step: ``{"step": n, "train/...": ...,
@@ -21,6 +21,8 @@ import sys
 from typing import Any
 
 import numpy as np
+
+from seqjax import rundir
 
 
 def _jsonable(v: Any):
@@ -59,7 +61,7 @@ def _tensorboardx():
 
 
 def read_metrics(workdir: str) -> list[dict]:
-    path = os.path.join(workdir, "metrics.jsonl")
+    path = os.path.join(workdir, rundir.METRICS_FILE)
     if not os.path.exists(path):
         return []
     rows = []
@@ -86,8 +88,8 @@ class Writer:
         if not enabled:
             return
         os.makedirs(workdir, exist_ok=True)
-        path = self._path = os.path.join(workdir, "metrics.jsonl")
-        for name in ("metrics.jsonl", "config.json", "summary.json"):  # a killed atomic_write's
+        path = self._path = os.path.join(workdir, rundir.METRICS_FILE)
+        for name in (rundir.METRICS_FILE, rundir.CONFIG_FILE, rundir.SUMMARY_FILE):  # a killed atomic_write's
             for stale in glob.glob(os.path.join(workdir, f"{name}.tmp-*")):
                 os.remove(stale)
         if resume_step is not None:
@@ -200,3 +202,27 @@ def _sync_events(tb):
 def _raw_file(events):
     writer = getattr(getattr(events, "_ev_writer", None), "_py_recordio_writer", None)
     return getattr(writer, "_writer", None)
+
+
+# viridis at 9 evenly spaced points, interpolated linearly in between
+_VIRIDIS = np.array([[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
+                     [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]], np.float64)
+
+
+def heatmap_rgb(steps, mat, min_size: int = 256) -> np.ndarray:
+    """An RGB image (H, W, 3) uint8 of log10 ‖∂L/∂h_t‖ over (training step, t), for
+    TensorBoard: t runs left to right, training steps bottom to top, viridis from the
+    smallest (dark) to the largest (yellow) finite value; overflowed entries are black.
+    Drawn with numpy alone, so training never loads a plotting library."""
+    mat = np.asarray(mat, np.float64).reshape(len(steps), -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logm = np.log10(np.maximum(mat, 1e-30))
+    finite = np.isfinite(logm)
+    lo, hi = (logm[finite].min(), logm[finite].max()) if finite.any() else (0.0, 1.0)
+    u = np.where(finite, (logm - lo) / max(hi - lo, 1e-12), 0.0) * (len(_VIRIDIS) - 1)
+    i = np.clip(np.floor(u).astype(int), 0, len(_VIRIDIS) - 2)
+    rgb = _VIRIDIS[i] + (u - i)[..., None] * (_VIRIDIS[i + 1] - _VIRIDIS[i])
+    rgb = np.where(finite[..., None], rgb, 0.0)[::-1]  # first logged step at the bottom
+    sy = max(1, -(-min_size // rgb.shape[0]))
+    sx = max(1, -(-min_size // rgb.shape[1]))
+    return np.repeat(np.repeat(rgb, sy, axis=0), sx, axis=1).round().astype(np.uint8)

@@ -1,0 +1,178 @@
+"""Checkpoints of a run: the orbax manager, an integrity digest, restore with fallback to
+the previous checkpoint, and what a storage error means for the user.
+
+Each checkpoint holds the train state (arrays, ``StandardSave``) and a JSON item with the
+data iterators' positions, the unlogged part of the logging window, the run's wall time and
+a CRC-32 of the state's arrays (orbax reads flipped bits back without complaint; the digest
+notices them). orbax writes a checkpoint into ``<step>.orbax-checkpoint-tmp`` and renames it
+when done, so a kill at any moment leaves only complete checkpoints listed; what a killed
+save left is cleaned up by the next manager. A newest checkpoint that does not restore is
+reported, moved aside to ``<step>.corrupt-<stamp>``, and the one before it is used.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import os
+import re
+import sys
+import zlib
+from typing import Any, Callable
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from seqjax import rundir
+
+# errno values that mean "this storage cannot take the run's files".
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                  errno.EFBIG, errno.ENOTDIR)
+
+
+def digest(tree) -> str:
+    """CRC-32 of every array of ``tree`` (bytes, dtype, shape)."""
+    crc = 0
+    for leaf in jax.tree.leaves(jax.device_get(tree)):
+        a = np.ascontiguousarray(leaf)
+        crc = zlib.crc32(f"{a.dtype}{a.shape}".encode() + a.tobytes(), crc)
+    return f"{crc:08x}"
+
+
+def storage_errno(e: BaseException) -> tuple[int | None, str | None]:
+    """(errno, file) of an OSError, or of the tensorstore error orbax raises instead
+    (``ValueError('RESOURCE_EXHAUSTED: Error writing local file "...": ... [os_error_code='28']')``),
+    looked for along the exception's causes."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno:
+            return e.errno, e.filename
+        code = re.search(r"os_error_code='?(\d+)", str(e))
+        if code:
+            path = re.search(r'local file "([^"]+)"', str(e))
+            return int(code.group(1)), path.group(1) if path else None
+        e = e.__cause__ or e.__context__
+    return None, None
+
+
+def complete_steps(ckpt_dir: str) -> list[int]:
+    """Steps of the finished checkpoints in ``ckpt_dir`` (orbax renames a step's directory
+    to its bare number only once every file is written)."""
+    try:
+        return sorted(int(n) for n in os.listdir(ckpt_dir) if n.isdigit())
+    except OSError:
+        return []
+
+
+def storage_message(code: int, filename: str | None, run_dir: str) -> str:
+    """What failed, the newest checkpoint to resume from, and what to do."""
+    ckpt_dir = rundir.checkpoint_dir(run_dir)
+    steps = complete_steps(ckpt_dir)
+    fix = {errno.ENOSPC: "Free some space (or move the workdir to another disk)",
+           errno.EDQUOT: "Free some space (or move the workdir to another disk)",
+           errno.EFBIG: "Free some space (or move the workdir to another disk)",
+           errno.ENOTDIR: "A parent of the workdir is a file: choose another --workdir"
+           }.get(code, "Make it writable (or choose a --workdir elsewhere)")
+    what = f"cannot write {filename or run_dir}: {os.strerror(code)}."
+    if steps:
+        return (f"{what} The run stopped; its newest complete checkpoint is step "
+                f"{steps[-1]} in {ckpt_dir}. {fix}, then rerun the same command to "
+                f"resume from it.")
+    return f"{what} {fix}, then run again (no checkpoint was written: it starts at step 0)."
+
+
+class Checkpointer:
+    """The checkpoints of one run directory (or of a vmapped group's shared directory)."""
+
+    def __init__(self, run_dir: str, keep: int, *, is_main: bool = True):
+        self.run_dir, self.is_main = run_dir, is_main
+        self.directory = rundir.checkpoint_dir(run_dir)
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            # cleanup: remove what a killed save left (<step>.orbax-checkpoint-tmp)
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                 cleanup_tmp_directories=True),
+            item_names=("state", "data"))
+        self.last_save: str | None = None  # the directory the newest save writes into
+
+    def save(self, step: int, state, data: dict[str, Any]) -> None:
+        """Start saving ``state`` and the JSON ``data`` (orbax finishes in the background)."""
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=ocp.args.JsonSave(data | {"digest": digest(state)})))
+        self.last_save = os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp")
+
+    def saved(self, step: int) -> bool:
+        return step in complete_steps(self.directory)
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+    def settle(self) -> None:
+        """After an error: let a checkpoint being written finish, so a rerun resumes from it."""
+        try:
+            self.close()
+        except Exception:  # the save itself failed (disk full): it stays incomplete, unused
+            pass
+
+    def _restore_step(self, step: int, state, accept: Callable[[dict], None]):
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(state), data=ocp.args.JsonRestore()))
+        got = int(np.atleast_1d(jax.device_get(restored["state"].step))[0])
+        if got != step:
+            raise ValueError(f"it holds the state of step {got}")
+        data = restored["data"]
+        if "digest" in data and digest(restored["state"]) != data["digest"]:
+            raise ValueError("its arrays do not match the checksum saved with them")
+        accept(data)
+        return restored["state"], data
+
+    def restore(self, state, accept: Callable[[dict], None]):
+        """(step, state, data) of the newest checkpoint that restores, or (None, state, {}).
+
+        ``state`` gives the structure; ``accept(data)`` applies the JSON item (iterator
+        positions) and raises if it does not fit. A checkpoint that fails is reported and,
+        once an older one restored, moved aside so that its step can be saved again. If none
+        restores, nothing is moved and the error says why.
+        """
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        failures = []
+        for step in steps:
+            try:
+                restored, data = self._restore_step(step, state, accept)
+            except Exception as e:  # orbax/tensorstore raise many types for damaged files
+                text = (str(e).strip().splitlines() or [""])[0]
+                failures.append((step, f"{type(e).__name__}: {text[:300]}"))
+                print(f"warning: checkpoint step {step} in {self.directory} does not restore "
+                      f"({failures[-1][1]})" + ("; falling back to an older one"
+                                                if step != steps[-1] else ""),
+                      file=sys.stderr, flush=True)
+                continue
+            self._move_aside([bad for bad, _ in failures])
+            return step, restored, data
+        if failures:
+            raise ValueError(
+                f"no checkpoint in {self.directory} restores (steps "
+                f"{', '.join(str(s) for s, _ in failures)}; the warnings above say why). If "
+                f"the code changed since they were written, run them with the old code; "
+                f"else move them aside, or start anew with --config.train.resume=False")
+        return None, state, {}
+
+    def _move_aside(self, bad_steps: list[int]) -> None:
+        if not bad_steps or not self.is_main:
+            return
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        for bad in bad_steps:
+            aside = os.path.join(self.directory, f"{bad}.corrupt-{stamp}")
+            os.rename(os.path.join(self.directory, str(bad)), aside)
+            print(f"warning: moved the damaged checkpoint to {aside}", file=sys.stderr)
+        self.manager.reload()
