@@ -55,7 +55,6 @@ import optax  # noqa: E402
 
 import seqjax  # noqa: E402,F401  (registers the fast impls)
 from seqjax import cells  # noqa: E402
-from seqjax import fast  # noqa: E402
 from seqjax import unroll as U  # noqa: E402
 
 CPU_SIZES = {"S": dict(B=32, D=32, H=128, T=100), "M": dict(B=64, D=64, H=256, T=500),
@@ -509,7 +508,7 @@ def build(cell_name, size, args, on_gpu):
     contenders = []
     for spec in args.impls.split(","):
         impl, _, opt = spec.partition("+")
-        impl = fast.resolve_impl(impl)
+        impl = U.resolve_impl(impl, cell_name)
         contenders.append(SeqjaxContender(cell_name, cell, impl, opt == "remat", params, xs, ys))
     if "scan" not in [c.name.split()[1] for c in contenders]:
         reference = SeqjaxContender(cell_name, cell, "scan", False, params, xs, ys)
@@ -532,7 +531,8 @@ def main(argv=None):
     ap.add_argument("--cells", default="lstm,gru,rnn")
     ap.add_argument("--sizes", default=None, help="S,M,P on CPU; the G* set on GPU")
     ap.add_argument("--impls", default="auto,scan",
-                    help="seqjax impls; 'auto' = seqjax.fast.default_impl(); '+remat' suffix")
+                    help="seqjax impls; 'auto' = seqjax.unroll.resolve_impl('auto', cell); "
+                         "'+remat' suffix")
     ap.add_argument("--peers", default="flax,torch")
     ap.add_argument("--torch-threads", default=str(os.cpu_count()),
                     help="torch.set_num_threads; a list (e.g. 2,1) adds one contender each")
@@ -558,7 +558,7 @@ def main(argv=None):
     info = machine_info()
     print(f"# {info['cpu_model']}, {info['cores']} cores, {info['backend']}; {info['date']}")
     print(f"# jax {info['jax']}, flax {info.get('flax')}, torch {info.get('torch')}; "
-          f"default_impl={fast.default_impl()}")
+          f"default_impl={U.resolve_impl('auto', 'lstm')}")
     peak = MatmulPeak()
     results = []
     for cell_name in args.cells.split(","):
@@ -584,7 +584,7 @@ def main(argv=None):
                             "peak_gflops": peak_flops / 1e9, "peak": pk, "rows": rows,
                             "raw_blocks": blocks})
             print_table(cell_name, size, rows, pk, peak_flops)
-    out = {"machine": info, "args": vars(args), "default_impl": fast.default_impl(),
+    out = {"machine": info, "args": vars(args), "default_impl": U.resolve_impl("auto", "lstm"),
            "results": results}
     path = args.json or os.path.join(REPO, "benchmarks", "results", "throughput_"
                                      f"{info['backend']}_{info['date'][:10]}.json")

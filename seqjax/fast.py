@@ -1,10 +1,11 @@
 """Faster training-step unrolls: a custom-VJP recurrence with cuDNN-style weight gradients.
 
 Registered as ``unroll`` implementations (``seqjax.unroll.IMPLS``), so a model picks one by
-name: ``unroll(..., impl="fused")``. ``default_impl(backend)`` names the fastest correct
-implementation measured on a backend (benchmarks/RESULTS.md); a config field
-``model.impl = "auto"`` means ``default_impl()`` (``resolve_impl("auto")``). The default of
-``unroll`` itself stays ``impl="scan"``, and the diagnostics always use "scan".
+name: ``unroll(..., impl="fused")``. ``DEFAULT_IMPLS`` names the fastest correct
+implementation measured on a backend (benchmarks/RESULTS.md), registered with the impl; a
+config field ``model.impl = "auto"`` means that one for the cells it runs
+(``seqjax.unroll.resolve_impl`` decides). The default of ``unroll`` itself stays
+``impl="scan"``, and the diagnostics always use "scan".
 
 Impls (cells rnn, lstm, gru; any other cell raises a ValueError that says to use "scan"):
 
@@ -85,7 +86,7 @@ import numpy as np
 from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 
 from seqjax import cells as C
-from seqjax.unroll import IMPLS, register_impl
+from seqjax.unroll import register_impl, valid_mask
 
 Array = jax.Array
 MODES = ("all", "carries", "starts")
@@ -533,8 +534,7 @@ def fused_unroll(cell, params, xs_BxTxD, carry, lengths=None, probes_BxTxH=None,
     Batch-first in and out, like ``seqjax.unroll.unroll``; T is padded with masked steps to
     a multiple of K (K=None: one chunk). The registered impls pick ``mode`` and K.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown residual mode {mode!r}; allowed: {', '.join(MODES)}")
+    C.check_choice("residual mode", mode, MODES)
     math_ = _math_of(cell, impl)
     params = dict(params.items())  # a plain dict: flax may hand a FrozenDict to a module
     B, T, _ = xs_BxTxD.shape
@@ -544,7 +544,7 @@ def fused_unroll(cell, params, xs_BxTxD, carry, lengths=None, probes_BxTxH=None,
     T_pad = -(-T // K) * K
     if lengths is None and T_pad != T:
         lengths = jnp.full((B,), T, jnp.int32)
-    valid_TxB = None if lengths is None else jnp.arange(T_pad)[:, None] < lengths[None, :]
+    valid_TxB = None if lengths is None else valid_mask(lengths, T_pad, time_major=True)
     if T_pad != T:  # masked steps at the end; they leave the carry as it is
         pad = lambda a: jnp.pad(a, [(0, T_pad - T)] + [(0, 0)] * (a.ndim - 1))
         x_TxBxD = pad(x_TxBxD)
@@ -620,29 +620,17 @@ def unroll_fused_chunked(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *
                         impl="fused_chunked")
 
 
-register_impl("fused", unroll_fused)
-register_impl("fused_chunked", unroll_fused_chunked)
-
-
-# --------------------------------------------------------------------------- selection
-
 # The fastest correct impl per backend, measured with benchmarks/throughput.py (see
-# benchmarks/RESULTS.md). Backends without a measurement keep the plain scan.
+# benchmarks/RESULTS.md); "auto" means it there (``seqjax.unroll.resolve_impl``). Backends
+# without a measurement keep the plain scan.
 DEFAULT_IMPLS = {"cpu": "fused"}
 FAST_CELLS = ("gru", "lstm", "rnn")  # the cells the fused impls implement
 
 
-def default_impl(backend: str | None = None) -> str:
-    """The unroll impl to use on ``backend`` (default: jax.default_backend())."""
-    backend = jax.default_backend() if backend is None else backend
-    return DEFAULT_IMPLS.get(backend, "scan")
+def _default_on(name: str) -> tuple[str, ...]:
+    return tuple(b for b, impl in DEFAULT_IMPLS.items() if impl == name)
 
 
-def resolve_impl(name: str, backend: str | None = None) -> str:
-    """A config value (``model.impl``) to a registered impl name: "auto" → default_impl()."""
-    if name == "auto":
-        return default_impl(backend)
-    if name not in IMPLS:
-        raise ValueError(f"unknown unroll impl {name!r}; allowed: auto, "
-                         f"{', '.join(sorted(IMPLS))}")
-    return name
+register_impl("fused", unroll_fused, cells=FAST_CELLS, default_on=_default_on("fused"))
+register_impl("fused_chunked", unroll_fused_chunked, cells=FAST_CELLS,
+              default_on=_default_on("fused_chunked"))

@@ -34,17 +34,10 @@ def cell_options(model_config) -> tuple[dict, dict]:
     return step, init
 
 
-def resolve_impl(name: str, cell_name: str = "lstm") -> str:
-    """``model.impl``: "auto" means the fastest correct path for this backend and cell
-    (``seqjax.fast.default_impl``; cells without a fast path use "scan")."""
-    from seqjax import fast
-    if name == "auto" and cell_name not in fast.FAST_CELLS:
-        return "scan"
-    return fast.resolve_impl(name)
-
-
 def unroll_options(model_config) -> dict:
-    impl = resolve_impl(model_config.impl, model_config.cell)
+    """``unroll`` keywords from the config's model fields; ``model.impl`` may be "auto" or an
+    impl already resolved by the caller (``seqjax.unroll.resolve_impl`` keeps it as is)."""
+    impl = U.resolve_impl(model_config.impl, model_config.cell)
     hoist = {"auto": None, "on": True, "off": False}[model_config.hoist]
     return dict(impl=impl, unroll=model_config.unroll, remat=model_config.remat, hoist=hoist)
 
@@ -83,10 +76,10 @@ class RecurrentCore(nn.Module):
                                lambda key, d=d: cell.init(key, d, self.hidden, **init_opts))
                 carry0, probes_BxTxH = None, None
                 if top and probes is not None:
-                    carry0 = cell.initial_carry(B, self.hidden, dtype=probes.dtype)
-                    carry0 = cell.with_hidden(carry0, cell.hidden(carry0) + probes[:, 0])
-                    probes_BxTxH = probes[:, 1:]
-                    run_opts = run_opts | {"impl": "scan"}  # probes: the plain scan
+                    carry0, probes_BxTxH = U.probe_initial_carry(
+                        cell, cell.initial_carry(B, self.hidden, dtype=probes.dtype), probes)
+                    run_opts = run_opts | {"impl": U.resolve_impl(
+                        run_opts["impl"], self.cell_name, probes=True)}
                 carry, hs = U.unroll(cell, p, hs, carry0, lengths=lengths,
                                      probes_BxTxH=probes_BxTxH, **run_opts)
                 final_h = cell.hidden(carry)
@@ -141,15 +134,10 @@ class SequenceModel(nn.Module):
         return s, (None if lengths is None else lengths * steps)
 
 
-def _valid_BxT(lengths, T: int, dtype):
-    """1.0 where step t < the example's length, else 0.0."""
-    return (jnp.arange(T)[None, :] < lengths[:, None]).astype(dtype)
-
-
 def _valid_mean(hs_BxTxH, lengths):
     if lengths is None:
         return jnp.mean(hs_BxTxH)
-    valid = _valid_BxT(lengths, hs_BxTxH.shape[1], hs_BxTxH.dtype)
+    valid = U.valid_mask(lengths, hs_BxTxH.shape[1]).astype(hs_BxTxH.dtype)
     return jnp.sum(hs_BxTxH * valid[:, :, None]) / (jnp.sum(valid) * hs_BxTxH.shape[-1])
 
 
@@ -171,7 +159,7 @@ class FeedForward(nn.Module):
             x = nn.Embed(self.spec.dim, m.embed_dim, name="embed")(x)
         if "lengths" in batch:  # zero the padding so it cannot leak into the prediction
             T = x.shape[1]
-            valid = _valid_BxT(batch["lengths"], T, x.dtype)
+            valid = U.valid_mask(batch["lengths"], T).astype(x.dtype)
             x = x * valid[:, :, None]
         B, T = x.shape[:2]
         h = x.reshape(B, -1)

@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import CELLS
-from seqjax.unroll import register_impl
+from seqjax.unroll import register_impl, valid_mask
 
 Array = jax.Array
 
@@ -184,7 +184,7 @@ def _unroll_parallel_jit(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *
     def run(params, xs_BxTxD, carry, probes_BxTxH):
         valid_BxTx1 = None
         if lengths is not None:
-            valid_BxTx1 = (jnp.arange(T)[None, :] < lengths[:, None])[..., None]
+            valid_BxTx1 = valid_mask(lengths, T)[..., None]
         probes_BxTxS = None
         if probes_BxTxH is not None:
             probes_BxTxS = cell.to_state(probes_BxTxH)

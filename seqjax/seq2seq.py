@@ -151,13 +151,6 @@ class VGGEncoder(nn.Module):
         return nn.relu(nn.Dense(self.feature_dim, name="fc")(x.reshape(B, -1)))
 
 
-def _add_probes(cell, carry, probes):
-    """(carry with probes[:, 0] added to h_0, probes for h_1..h_T) or (carry, None)."""
-    if probes is None:
-        return carry, None
-    return cell.with_hidden(carry, cell.hidden(carry) + probes[:, 0]), probes[:, 1:]
-
-
 class _Decoder(nn.Module):
     """Embedding → pure cell → (attention) → vocabulary logits; shared by both models."""
 
@@ -198,8 +191,10 @@ class _Decoder(nn.Module):
 
     def teacher_forced(self, carry0, tokens_BxT, memory=None, probes=None, train=False):
         x_BxTxE = self.drop(self.embed(tokens_BxT), deterministic=not train)
-        carry0, probes_BxTxH = _add_probes(self.cell, carry0, probes)
-        opts = dict(self.unroll_options) | ({"impl": "scan"} if probes is not None else {})
+        carry0, probes_BxTxH = U.probe_initial_carry(self.cell, carry0, probes)
+        opts = dict(self.unroll_options)
+        opts["impl"] = U.resolve_impl(opts.get("impl", "scan"), self.cell_name,
+                                    probes=probes is not None)
         _, hs_BxTxH = U.unroll(self.cell, self.core, x_BxTxE, carry0,
                                probes_BxTxH=probes_BxTxH, **opts)
         return self._readout(hs_BxTxH, memory, train)
@@ -333,7 +328,7 @@ class Seq2Seq(_EncoderDecoder, nn.Module):
                                  carry["fwd"], carry["bwd"])
         else:
             carry, mem = U.unroll(self.enc_cell, self.encoder, x_BxSxE, lengths=lengths, **opts)
-        mask_BxS = jnp.arange(x_BxSxE.shape[1])[None, :] < lengths[:, None]
+        mask_BxS = U.valid_mask(lengths, x_BxSxE.shape[1])
         return carry, mem, mask_BxS
 
     def init_decoder(self, batch, train: bool = False):

@@ -8,7 +8,14 @@ step the carry is left as it was and the emitted h is zero, so padding changes
 neither the final carry nor the outputs at valid steps, and receives no gradient.
 With ``reverse=True`` the scan runs from t = T-1 down to 0; the padded tail is seen
 first and leaves the initial carry untouched, so every example starts its reverse
-pass at its own last valid element (what a bidirectional layer needs).
+pass at its own last valid element (what a bidirectional layer needs). ``valid_mask`` is
+that mask, the one helper for it in the package.
+
+Choosing the implementation: ``IMPLS`` maps names to unrolls ("scan" here; faster ones
+registered by ``seqjax.fast`` and ``seqjax.parallel``), and ``resolve_impl`` is the one
+place that turns a config's ``model.impl`` (possibly "auto") into one of them, from the
+cell, the backend, whether the members of a sweep are vmapped and whether probes are
+attached.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqjax.cells import check_input
+from seqjax.cells import check_choice, check_input, check_positive_int
 
 Array = jax.Array
 
@@ -33,6 +40,14 @@ def default_hoist() -> bool:
     lax.scan (jax-ml/jax#2491), so it is on.
     """
     return jax.default_backend() != "cpu"
+
+
+def valid_mask(lengths: Array, T: int, *, time_major: bool = False) -> Array:
+    """True where step t is valid (t < lengths[b]): bool (B, T), or (T, B) if ``time_major``."""
+    t = jnp.arange(T)
+    if time_major:
+        return t[:, None] < lengths[None, :]
+    return t[None, :] < lengths[:, None]
 
 
 def check_lengths(lengths, batch: int, T: int) -> None:
@@ -52,15 +67,71 @@ def check_lengths(lengths, batch: int, T: int) -> None:
         raise ValueError(f"lengths must lie in [0, T={T}], got {bad.tolist()}")
 
 
+def check_inputs(cell, params, xs_BxTxD: Array, lengths=None, probes_BxTxH=None) -> None:
+    """Validate an unroll's inputs: xs (rank 3, the cell's features), lengths, probes."""
+    check_input(params, xs_BxTxD, rank=3, what="xs")
+    B, T, _ = xs_BxTxD.shape
+    check_lengths(lengths, B, T)
+    H = cell.hidden_size(params)
+    if probes_BxTxH is not None and probes_BxTxH.shape != (B, T, H):
+        raise ValueError(f"probes must have shape {(B, T, H)}, got {probes_BxTxH.shape}")
+
+
+def probe_initial_carry(cell, carry, probes_BxT1xH: Array | None):
+    """Attach gradient-flow probes for h_0..h_T: ``(carry with probes[:, 0] added to its
+    hidden state, probes[:, 1:])``, the second being ``unroll``'s ``probes_BxTxH``.
+    ``(carry, None)`` when there are no probes."""
+    if probes_BxT1xH is None:
+        return carry, None
+    carry = cell.with_hidden(carry, cell.hidden(carry) + probes_BxT1xH[:, 0])
+    return carry, probes_BxT1xH[:, 1:]
+
+
+# --------------------------------------------------------------------------- impls
+
 # name -> fn(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *, reverse, unroll, remat,
 # hoist) -> (final_carry, hs_BxTxH). "scan" is the plain lax.scan below; other modules
 # register faster paths (a custom-VJP unroll, a parallel scan for linear recurrences) with
 # ``register_impl``, each tested against "scan" for values and gradients.
 IMPLS: dict = {}
+IMPL_CELLS: dict[str, tuple[str, ...] | None] = {}  # name -> the cells it runs (None: any)
+DEFAULT_IMPLS: dict[str, str] = {}  # backend -> the impl "auto" means there (else "scan")
 
 
-def register_impl(name: str, fn) -> None:
+def register_impl(name: str, fn, *, cells: tuple[str, ...] | None = None,
+                  default_on: tuple[str, ...] = ()) -> None:
+    """Register ``fn`` as ``impl=name``; ``cells`` names the cells it runs (None: any), and
+    on each backend in ``default_on`` it becomes what ``impl="auto"`` means."""
     IMPLS[name] = fn
+    IMPL_CELLS[name] = None if cells is None else tuple(cells)
+    for backend in default_on:
+        DEFAULT_IMPLS[backend] = name
+
+
+def resolve_impl(impl: str, cell: str, *, backend: str | None = None, vmapped: bool = False,
+                 probes: bool = False) -> str:
+    """The registered impl to run: a config's ``model.impl`` for cell ``cell`` (a name).
+
+    * an explicit name is checked against ``IMPLS`` (a ValueError names the allowed ones);
+    * ``probes``: "scan" (the gradient-flow probes run on the plain scan);
+    * an explicit name is kept as it is (so a resolved name resolves to itself);
+    * "auto": "scan" for vmapped members on CPU (the fused kernel batches worse than
+      lax.scan there: 5 LSTM seeds 61.5 s fused vs 46.5 s scan, benchmarks/RESULTS.md);
+      else ``DEFAULT_IMPLS[backend]`` when that impl runs ``cell``, else "scan".
+
+    ``backend`` defaults to ``jax.default_backend()``.
+    """
+    check_choice("unroll impl", impl, ("auto", *IMPLS))
+    if probes:
+        return "scan"
+    if impl != "auto":
+        return impl
+    backend = jax.default_backend() if backend is None else backend
+    if vmapped and backend == "cpu":
+        return "scan"
+    default = DEFAULT_IMPLS.get(backend, "scan")
+    runs = IMPL_CELLS.get(default)
+    return default if runs is None or cell in runs else "scan"
 
 
 def _where_tree(mask_B, new, old):
@@ -93,19 +164,13 @@ def unroll(cell, params, xs_BxTxD: Array, carry: Any = None, *, lengths: Array |
     Returns:
       ``(final_carry, hs_BxTxH)`` — lax.scan's order.
     """
-    check_input(params, xs_BxTxD, rank=3, what="xs")
-    B, T, _ = xs_BxTxD.shape
-    check_lengths(lengths, B, T)
-    H = cell.hidden_size(params)
+    check_inputs(cell, params, xs_BxTxD, lengths, probes_BxTxH)
+    check_positive_int("unroll", unroll)
+    check_choice("unroll impl", impl, IMPLS)
     if carry is None:
-        carry = cell.initial_carry(B, H, dtype=params["W_x"].dtype)
-    if probes_BxTxH is not None and probes_BxTxH.shape != (B, T, H):
-        raise ValueError(f"probes must have shape {(B, T, H)}, got {probes_BxTxH.shape}")
-    if not isinstance(unroll, int) or unroll < 1:
-        raise ValueError(f"unroll must be a positive integer, got {unroll!r}")
+        carry = cell.initial_carry(xs_BxTxD.shape[0], cell.hidden_size(params),
+                                   dtype=params["W_x"].dtype)
     hoist = default_hoist() if hoist is None else bool(hoist)
-    if impl not in IMPLS:
-        raise ValueError(f"unknown unroll impl {impl!r}; available: {', '.join(sorted(IMPLS))}")
     return IMPLS[impl](cell, params, xs_BxTxD, carry, lengths, probes_BxTxH,
                        reverse=bool(reverse), unroll=unroll, remat=bool(remat), hoist=hoist)
 
@@ -117,7 +182,9 @@ def _unroll_scan(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *, revers
     xs_TxBxD = jnp.swapaxes(xs_BxTxD, 0, 1)
     if hoist:
         xs_TxBxD = cell.project_inputs(params, xs_TxBxD)  # (T, B, G*H), one big matmul
-    scanned = {"x": xs_TxBxD, "t": jnp.arange(T)}
+    scanned = {"x": xs_TxBxD}
+    if lengths is not None:
+        scanned["valid"] = valid_mask(lengths, T, time_major=True)
     if probes_BxTxH is not None:
         scanned["probe"] = jnp.swapaxes(probes_BxTxH, 0, 1)
 
@@ -129,8 +196,8 @@ def _unroll_scan(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *, revers
         if "probe" in inp:
             h = h + inp["probe"]
             new_carry = cell.with_hidden(new_carry, h)
-        if lengths is not None:
-            valid_B = inp["t"] < lengths
+        if "valid" in inp:
+            valid_B = inp["valid"]
             new_carry = _where_tree(valid_B, new_carry, carry)
             h = jnp.where(valid_B[:, None], h, jnp.zeros_like(h))
         return new_carry, h
@@ -177,8 +244,7 @@ def init_stack(cell, key, input_dim: int, hidden: int, layers: int = 1, *,
     A bidirectional layer's params are ``{"fwd": ..., "bwd": ...}`` and it emits 2H
     features (forward then backward), which is the next layer's input size.
     """
-    if not isinstance(layers, int) or layers <= 0:
-        raise ValueError(f"layers must be a positive integer, got {layers!r}")
+    check_positive_int("layers", layers)
     params, d = [], input_dim
     for key in jax.random.split(key, layers):
         if bidirectional:

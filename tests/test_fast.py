@@ -205,13 +205,13 @@ def test_storage_plan_stores_everything_only_below_the_budget():
     assert fast.storage_plan(lstm, B=1, T=10, H=4) == ("all", 10)
 
 
-def test_default_impl_and_config_resolution():
-    assert fast.default_impl("cpu") in U.IMPLS
-    assert fast.default_impl("some-new-backend") == "scan"
-    assert fast.resolve_impl("auto", "cpu") == fast.default_impl("cpu")
-    assert fast.resolve_impl("fused") == "fused"
-    with pytest.raises(ValueError, match=r"unknown unroll impl 'fsued'; allowed: auto, .*fused"):
-        fast.resolve_impl("fsued")
+def test_fast_registers_its_backend_defaults_for_resolve_impl():
+    assert U.DEFAULT_IMPLS == fast.DEFAULT_IMPLS  # what unroll.resolve_impl reads for "auto"
+    for backend, impl in fast.DEFAULT_IMPLS.items():
+        assert impl in U.IMPLS
+        assert U.resolve_impl("auto", "lstm", backend=backend) == impl
+    for name in ("fused", "fused_chunked"):
+        assert U.IMPL_CELLS[name] == fast.FAST_CELLS
 
 
 def test_unsupported_cell_raises_naming_scan():
