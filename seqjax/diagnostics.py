@@ -9,7 +9,8 @@ every function here returns arrays with T + 1 entries along time.
   gradient of L with respect to the probe at t is the total derivative ∂L/∂h_t.
 * ``jacobian_norms``: ‖∂h_T/∂h_t‖ for every t, Frobenius (default) or spectral norm,
   from H vector-Jacobian products (one per unit of h_T), vmapped.
-* ``param_grad_norms``: the norm of each parameter's gradient, keyed by its path.
+* ``param_grad_norms``: the norm of each parameter's gradient, keyed by its path
+  (``flat_params``: a pytree as {"path/to/leaf": leaf}, the one path naming in seqjax).
 
 For an LSTM, h_t means the hidden state only; the cell state C_t is part of the path
 that the gradient takes, not a probed quantity.
@@ -17,18 +18,19 @@ that the gradient takes, not a probed quantity.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
-from seqjax.unroll import unroll
+from seqjax.unroll import probe_initial_carry, unroll
 
 Array = jax.Array
 
 
-def safe_norm(x: Array, axis=-1) -> Array:
-    """‖x‖₂ along ``axis`` without underflow: scaled by max|x| before squaring.
+def safe_norm(x: Array, axis: int | tuple[int, ...] = -1) -> Array:
+    """‖x‖₂ along ``axis`` (an int or a tuple of axes) without underflow: scaled by max|x|
+    before squaring.
 
     A plain norm squares each entry, so in float32 any norm below ~1e-19 becomes 0 — exactly
     the range where vanishing gradients live (e.g. minGRU at init: ~2e-29).
@@ -38,8 +40,19 @@ def safe_norm(x: Array, axis=-1) -> Array:
     return jnp.squeeze(safe, axis) * jnp.sqrt(jnp.sum(jnp.square(x / safe), axis=axis))
 
 
+def path_name(path) -> str:
+    """A pytree key path as "a/b/0": dict keys, sequence indices and attribute names."""
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))))
+                    for k in path)
+
+
+def flat_params(tree) -> dict[str, Any]:
+    """{"path/to/leaf": leaf} for every leaf of a pytree, in flattening order."""
+    return {path_name(p): v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 def _probed_unroll(cell, params, xs_BxTxD, carry, p0_BxH, probes_BxTxH, **unroll_kw):
-    carry = cell.with_hidden(carry, cell.hidden(carry) + p0_BxH)
+    carry, _ = probe_initial_carry(cell, carry, p0_BxH[:, None])
     return unroll(cell, params, xs_BxTxD, carry, probes_BxTxH=probes_BxTxH, **unroll_kw)
 
 
@@ -82,8 +95,9 @@ def jacobian_norms(cell, params, xs_BxTxD, carry=None, *, ord: str | int = "fro"
                    **unroll_kw) -> Array:
     """‖∂h_T/∂h_t‖ for t = 0..T and every example: shape (B, T+1).
 
-    ``ord="fro"`` gives the Frobenius norm, ``ord=2`` the spectral norm (largest singular
-    value) of the H×H Jacobian. h_T is the hidden state of the final carry (with
+    ``ord="fro"`` gives the Frobenius norm (``safe_norm``: a Jacobian of tiny entries, whose
+    squares underflow in float32, still gets its norm), ``ord=2`` the spectral norm (largest
+    singular value; the SVD scales internally) of the H×H Jacobian. h_T is the hidden state of the final carry (with
     ``lengths``, each example's state after its last valid step). Forward unrolls only.
     """
     if ord not in ("fro", 2):
@@ -102,18 +116,14 @@ def jacobian_norms(cell, params, xs_BxTxD, carry=None, *, ord: str | int = "fro"
 
     J_HxBxTxH = jax.vmap(unit_grads)(jnp.arange(H))
     if ord == "fro":
-        return jnp.sqrt(jnp.sum(J_HxBxTxH ** 2, axis=(0, 3)))
+        return safe_norm(J_HxBxTxH, axis=(0, 3))
     J_BxTxHxH = jnp.transpose(J_HxBxTxH, (1, 2, 0, 3))
     return jnp.linalg.norm(J_BxTxHxH, ord=2, axis=(-2, -1))
 
 
 def param_grad_norms(grads) -> dict[str, Array]:
     """{"path/to/param": ‖g‖₂} for every leaf of a gradient pytree, plus "global"."""
-    leaves = jax.tree_util.tree_flatten_with_path(grads)[0]
-    out = {}
-    for path, g in leaves:
-        name = "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))))
-                        for k in path)
-        out[name] = jnp.linalg.norm(jnp.ravel(g))
-    out["global"] = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for _, g in leaves))
+    flat = flat_params(grads)
+    out = {name: jnp.linalg.norm(jnp.ravel(g)) for name, g in flat.items()}
+    out["global"] = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in flat.values()))
     return out

@@ -155,3 +155,23 @@ def test_safe_norm_does_not_underflow():
     x = jnp.array([[3e-25, 4e-25], [0.0, 0.0], [3.0, 4.0]], jnp.float32)
     assert float(jnp.linalg.norm(x[0])) == 0.0  # the plain norm loses it in float32
     np.testing.assert_allclose(diagnostics.safe_norm(x, axis=-1), [5e-25, 0.0, 5.0], rtol=1e-6)
+
+
+def test_jacobian_norms_do_not_underflow():
+    """Entries ~1e-30 square to ~1e-60, below float32's range, so a plain sum of squares
+    gives 0; the norms must still come out right."""
+    B, T, H = 2, 1, 4
+    cell, params = linear_rnn(1e-30 * np.eye(H))
+    xs = jnp.zeros((B, T, 2))
+    fro = diagnostics.jacobian_norms(cell, params, xs)
+    assert fro.dtype == jnp.float32
+    np.testing.assert_allclose(fro[:, 0], np.full(B, 1e-30 * np.sqrt(H)), rtol=1e-5)
+    spec = diagnostics.jacobian_norms(cell, params, xs, ord=2)
+    np.testing.assert_allclose(spec[:, 0], np.full(B, 1e-30), rtol=1e-5)
+
+
+def test_flat_params_names_every_leaf_by_its_path():
+    tree = {"core": [{"W_x": jnp.ones(2)}, cells.LSTMCarry(h=jnp.zeros(1), c=jnp.ones(1))],
+            "head": {"b": jnp.zeros(3)}}
+    assert list(diagnostics.flat_params(tree)) == ["core/0/W_x", "core/1/h", "core/1/c",
+                                                   "head/b"]
