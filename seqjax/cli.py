@@ -195,7 +195,8 @@ def main(argv):
         print("interrupted again: stopped without saving. The newest complete checkpoint is "
               f"kept; to resume from it, run:\n  {_resume_command(sys.argv)}", file=sys.stderr)
         sys.exit(130)
-    except (ValueError, OSError, train.NonFiniteLossError, train.StorageError) as e:
+    except (ValueError, OSError, train.NonFiniteLossError, train.StorageError,
+            train.WorkdirInUse) as e:
         _fail(str(e))
 
 

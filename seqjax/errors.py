@@ -33,3 +33,7 @@ class TrainingInterrupted(Exception):
 
 class StorageError(RuntimeError):
     """The workdir could not be written (disk full, read-only, no permission)."""
+
+
+class WorkdirInUse(RuntimeError):
+    """Another live process holds the workdir's lock."""

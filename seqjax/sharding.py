@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA = "data"
@@ -101,3 +102,13 @@ def global_batch(batch, mesh: Mesh, batch_axis: int = 0, *, same_on_every_host: 
         return jax.make_array_from_process_local_data(sharding, np.asarray(x))
 
     return jax.tree.map(put, batch)
+
+
+def agree(flag: bool) -> bool:
+    """Every process's ``flag`` or'ed together (one process: the flag itself). Hosts decide
+    together whether to run (the workdir lock) and when to stop (a SIGTERM on one host),
+    so that none waits forever in a collective the others have left."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    flags = multihost_utils.process_allgather(np.array([flag], np.int32))
+    return bool(np.any(flags))

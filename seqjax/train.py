@@ -29,6 +29,7 @@ Sweeps (``config.sweep``) are run by ``seqjax.sweep``, each group through a ``Tr
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
@@ -51,7 +52,7 @@ from seqjax import diagnostics, models, rundir, sharding, sweep, unroll
 from seqjax.checkpoint import STORAGE_ERRNOS, Checkpointer, storage_errno, storage_message
 from seqjax.chrono import Chrono, every, fmt_duration
 from seqjax.errors import (NonFiniteLossError, StorageError, SweepDivergedError,  # noqa: F401
-                           TrainingInterrupted)
+                           TrainingInterrupted, WorkdirInUse)
 from seqjax.tasks import get_task_class
 from seqjax.writer import Writer, atomic_write, heatmap_rgb, read_metrics
 
@@ -233,10 +234,13 @@ def _prepare_workdir(config, workdir: str, is_main: bool) -> None:
     if not os.path.exists(path):
         return
     if not config.train.resume:
-        if is_main:
+        if is_main:  # everything but the lock this process holds
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             aside = f"{workdir.rstrip('/')}.old-{stamp}"
-            shutil.move(workdir, aside)
+            os.makedirs(aside)
+            for name in os.listdir(workdir):
+                if name != rundir.LOCK_FILE:
+                    shutil.move(os.path.join(workdir, name), os.path.join(aside, name))
             print(f"train.resume=False: the previous run in {workdir} was moved to {aside}")
         return
     try:
@@ -426,11 +430,11 @@ class Trainer:
     def _run(self, stop: _StopSignals) -> list[dict]:
         self.chrono = Chrono()
         self._start()
-        batch = self._compile_train()
+        batch = self._compile_train(stop)
         step = self.start
         for step in range(self.start + 1, self.t.num_steps + 1):
-            if stop.signum:
-                self._interrupted(step - 1, stop.signum)
+            if self._stop_requested(stop):
+                self._interrupted(step - 1, stop.signum or signal.SIGTERM)
             if step > self.start + 1:
                 batch = self._next_batch()
             self.state, metrics = self.train_fn(self.state, batch)
@@ -473,13 +477,19 @@ class Trainer:
         self.diag_fn = self.p.compile(diagnostics_step, (0, None), probe_shape=self.p.diag_shape) \
             if (self.t.diagnostics_every and self.p.diag_shape) else None
 
+    @staticmethod
+    def _stop_requested(stop: _StopSignals) -> bool:
+        """A signal here, or (several hosts) on any host: all stop at the same step."""
+        return sharding.agree(stop.signum is not None)
+
     def _accept(self, data: dict) -> None:
         for it, s in zip(self.iterators, data["iterators"], strict=True):
             it.set_state(s)
 
-    def _compile_train(self):
+    def _compile_train(self, stop: _StopSignals):
         """Compile the train step (on the first batch, which it returns), say so, and log
-        step 0 of a fresh run."""
+        step 0 of a fresh run. A signal that arrived while compiling (which cannot be
+        interrupted) stops the run here, before the first evaluation."""
         t, batch, compile_s = self.t, None, 0.0
         if t.num_steps > self.start:  # num_steps=0 measures at initialisation only
             batch = self._next_batch()
@@ -497,6 +507,8 @@ class Trainer:
                   f"{self.p.mesh.devices.size} device(s); training steps {self.start + 1}.."
                   f"{t.num_steps}")
         self.last_eval: list = []
+        if self._stop_requested(stop):
+            self._interrupted(self.start, stop.signum or signal.SIGTERM)
         if self.start == 0:
             rows = [{} for _ in self.names]
             if self.diag_fn:
@@ -632,12 +644,37 @@ class Trainer:
 def train_and_evaluate(config, workdir: str) -> dict:
     """Train (and evaluate) ``config`` in ``workdir``; a sweep runs each member in a subdir.
 
-    Returns the run's summary, or ``{"members": {name: summary}}`` for a sweep.
+    Returns the run's summary, or ``{"members": {name: summary}}`` for a sweep. The workdir
+    is locked for the whole call: a second process on it stops with ``WorkdirInUse``.
     """
     sharding.maybe_initialize_distributed(config)
-    members = sweep.sweep_members(config)
-    if not members:
-        return Trainer([(config, workdir)]).run()[0]
-    config_lib.validate(config, get_task_class(config.task.name).config_defaults)
-    return sweep.run_sweep(config, workdir, members,
-                           lambda runs, group_dir: Trainer(runs, group_dir).run())
+    with _workdir_lock(workdir):
+        members = sweep.sweep_members(config)
+        if not members:
+            return Trainer([(config, workdir)]).run()[0]
+        config_lib.validate(config, get_task_class(config.task.name).config_defaults)
+        return sweep.run_sweep(config, workdir, members,
+                               lambda runs, group_dir: Trainer(runs, group_dir).run())
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir: str):
+    """Process 0 (the writer) holds the workdir's lock; every process learns whether it got
+    it, so all hosts run or none does."""
+    error = None
+    with contextlib.ExitStack() as stack:
+        if jax.process_index() == 0:
+            try:
+                stack.enter_context(rundir.locked(workdir))
+            except WorkdirInUse as e:
+                error = e
+            except OSError as e:
+                code, filename = storage_errno(e)
+                if code not in STORAGE_ERRNOS:
+                    raise
+                error = StorageError(storage_message(code, filename, workdir))
+        if sharding.agree(error is not None):
+            raise error or WorkdirInUse(
+                f"workdir {workdir} could not be taken by process 0 (it says why); "
+                f"this process stops with it")
+        yield

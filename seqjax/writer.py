@@ -4,7 +4,10 @@ Only process 0 writes (``enabled``); other processes get a writer that does noth
 metrics.jsonl holds one JSON object per logged step: ``{"step": n, "train/...": ...,
 "eval/...": ..., "grad/...": ...}``. On resume from step s, lines with step > s (written
 by the interrupted run after its last checkpoint) are dropped, and TensorBoard events
-from step s + 1 on are purged, so the logs read as those of an uninterrupted run.
+from step s + 1 on are purged, so the logs read as those of an uninterrupted run. A line
+damaged in the middle of the file is left out of the resumed log, and the file as it was
+is kept beside it (``metrics.jsonl.corrupt-<stamp>``) with a warning; a last line cut
+short by a kill is simply dropped.
 Rewrites are atomic (a temporary file, then a rename): a kill mid-rewrite leaves the old
 file whole. A run that starts from step 0 again (killed before its first checkpoint)
 drops the event files of the attempt before, as it drops its metrics.jsonl.
@@ -13,10 +16,12 @@ drops the event files of the attempt before, as it drops its metrics.jsonl.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import glob
 import json
 import math
 import os
+import shutil
 import sys
 from typing import Any
 
@@ -35,15 +40,28 @@ def _jsonable(v: Any):
 
 
 def atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename: never half a file."""
+    """Write ``text`` to ``path`` via a temporary file and a rename: never half a file. The
+    file and then its directory are fsync'ed, so after a power cut ``path`` holds either the
+    old text or the new one."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(os.path.dirname(os.path.abspath(path)))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _tensorboardx():
@@ -60,21 +78,40 @@ def _tensorboardx():
     return tensorboardX
 
 
-def read_metrics(workdir: str) -> list[dict]:
+def scan_metrics(workdir: str) -> tuple[list[dict], list[int]]:
+    """(rows, numbers of the damaged lines) of ``metrics.jsonl``. A last line cut short by
+    a kill mid-write is not counted as damage: it is simply not a row yet."""
     path = os.path.join(workdir, rundir.METRICS_FILE)
     if not os.path.exists(path):
-        return []
-    rows = []
+        return [], []
     with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut short by a kill: everything before it is good
-    return rows
+        lines = f.read().split("\n")
+    rows, damaged = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):  # a complete line (a newline follows) that does not parse
+                damaged.append(number)
+    return rows, damaged
+
+
+def read_metrics(workdir: str) -> list[dict]:
+    """The rows of a run's ``metrics.jsonl`` (damaged lines left out)."""
+    return scan_metrics(workdir)[0]
+
+
+def _keep_damaged_aside(path: str, damaged: list[int]) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    aside = f"{path}.corrupt-{stamp}"
+    shutil.copy2(path, aside)
+    print(f"warning: {path} has {len(damaged)} damaged line(s) (line "
+          f"{', '.join(map(str, damaged[:5]))}{', ...' if len(damaged) > 5 else ''}); the "
+          f"file as it was is kept in {aside}, and the resumed log keeps every other row",
+          file=sys.stderr, flush=True)
+    return aside
 
 
 class Writer:
@@ -93,7 +130,10 @@ class Writer:
             for stale in glob.glob(os.path.join(workdir, f"{name}.tmp-*")):
                 os.remove(stale)
         if resume_step is not None:
-            keep = [r for r in read_metrics(workdir) if r.get("step", -1) <= resume_step]
+            rows, damaged = scan_metrics(workdir)
+            if damaged:
+                _keep_damaged_aside(path, damaged)
+            keep = [r for r in rows if r.get("step", -1) <= resume_step]
             atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
         else:
             for old in [path] + glob.glob(os.path.join(workdir, "events.out.tfevents.*")):

@@ -52,3 +52,49 @@ def test_two_hosts_train_one_model_and_only_host_0_writes(tmp_path):
     assert summary["devices"] == 4 and summary["steps"] == 6
     assert "figures:" in outs[0] and "figures:" not in outs[1]
     assert len(list(workdir.glob("events.out.tfevents.*"))) == 1
+
+
+def _start_hosts(workdir, *extra):
+    job_id = random.randrange(1, 1 << 30)
+    cmd = [sys.executable, "-m", "experiments.main", "--config=configs/adding.py:smoke",
+           "--config.distributed=True", f"--workdir={workdir}", *extra]
+    return [subprocess.Popen(cmd, cwd=REPO, env=_host_env(rank, job_id), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for rank in (0, 1)]
+
+
+def test_sigterm_on_one_host_stops_both_at_the_same_step(tmp_path):
+    """A preempted host must not leave the other waiting in a collective: the hosts agree
+    on stopping at each step boundary, both save and exit with 143."""
+    import signal
+    import time
+    workdir = tmp_path / "run"
+    procs = _start_hosts(workdir, "--config.train.num_steps=100000",
+                         "--config.train.log_every=1", "--config.train.eval_every=0",
+                         "--config.train.diagnostics_every=0")
+    lines, deadline = [], time.monotonic() + 300
+    for line in procs[0].stdout:  # host 0's progress, read until it is training
+        lines.append(line)
+        if re.search(r"step +5/", line) or time.monotonic() > deadline:
+            break
+    procs[1].send_signal(signal.SIGTERM)
+    outs = ["".join(lines) + procs[0].communicate(timeout=120)[0],
+            procs[1].communicate(timeout=120)[0]]
+    for rank, (p, out) in enumerate(zip(procs, outs)):
+        assert p.returncode == 143, f"host {rank}:\n{out[-3000:]}"
+    stops = [re.search(r"SIGTERM received; stopped after step (\d+)", out) for out in outs]
+    assert all(stops), outs
+    assert stops[0].group(1) == stops[1].group(1)
+    assert (workdir / "checkpoints" / stops[0].group(1)).is_dir()
+
+
+def test_a_busy_workdir_stops_every_host(tmp_path):
+    from seqjax import rundir
+    workdir = tmp_path / "run"
+    with rundir.locked(str(workdir)):
+        procs = _start_hosts(workdir)
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [1, 1], outs
+    assert "is in use by another run" in outs[0]
+    assert "could not be taken by process 0" in outs[1]
+    assert not (workdir / "config.json").exists()
