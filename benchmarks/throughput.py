@@ -54,7 +54,7 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 import seqjax  # noqa: E402,F401  (registers the fast impls)
-from seqjax import cells  # noqa: E402
+from seqjax import cells, convert  # noqa: E402
 from seqjax import unroll as U  # noqa: E402
 
 CPU_SIZES = {"S": dict(B=32, D=32, H=128, T=100), "M": dict(B=64, D=64, H=256, T=500),
@@ -218,41 +218,7 @@ class SeqjaxContender(JaxContender):
         return float(loss), jax.tree.map(np.asarray, g)
 
 
-# flax: the same weights, converted at the boundary.
-
-def _split(a, n):
-    return np.split(np.asarray(a), n, axis=-1)
-
-
-def to_flax(cell_name, p):
-    if cell_name == "lstm":
-        Wx, Wh, b = _split(p["W_x"], 4), _split(p["W_h"], 4), _split(p["b"], 4)
-        out = {}
-        for k, g in enumerate("ifgo"):
-            out["i" + g] = {"kernel": Wx[k]}
-            out["h" + g] = {"kernel": Wh[k], "bias": b[k]}
-        return out
-    if cell_name == "gru":
-        Wx, Wh, b = _split(p["W_x"], 3), _split(p["W_h"], 3), _split(p["b"], 3)
-        out = {"i" + g: {"kernel": Wx[k], "bias": b[k]} for k, g in enumerate("rzn")}
-        out |= {"hr": {"kernel": Wh[0]}, "hz": {"kernel": Wh[1]},
-                "hn": {"kernel": Wh[2], "bias": np.asarray(p["b_hn"])}}
-        return out
-    return {"i": {"kernel": np.asarray(p["W_x"]), "bias": np.asarray(p["b"])},
-            "h": {"kernel": np.asarray(p["W_h"])}}
-
-
-def from_flax(cell_name, fp):
-    cat = lambda names, key: np.concatenate([fp[n][key] for n in names], axis=-1)
-    if cell_name == "lstm":
-        return {"W_x": cat(["i" + g for g in "ifgo"], "kernel"),
-                "W_h": cat(["h" + g for g in "ifgo"], "kernel"),
-                "b": cat(["h" + g for g in "ifgo"], "bias")}
-    if cell_name == "gru":
-        return {"W_x": cat(["i" + g for g in "rzn"], "kernel"),
-                "W_h": cat(["h" + g for g in "rzn"], "kernel"),
-                "b": cat(["i" + g for g in "rzn"], "bias"), "b_hn": fp["hn"]["bias"]}
-    return {"W_x": fp["i"]["kernel"], "W_h": fp["h"]["kernel"], "b": fp["i"]["bias"]}
+# flax: the same weights, converted at the boundary (seqjax.convert).
 
 
 FLAX_CELLS = {"lstm": ("OptimizedLSTMCell", "LSTMCell"), "gru": ("GRUCell",),
@@ -272,7 +238,7 @@ class FlaxContender(JaxContender):
             hs = rnn.apply({"params": {"cell": p["cell"]}}, xs)
             return readout_loss(hs, p["out"], ys)
 
-        fparams = {"cell": to_flax(cell_name, params["cell"]), "out": params["out"]}
+        fparams = {"cell": convert.to_flax(cell_name, params["cell"]), "out": params["out"]}
         self.grads_fn = jax.jit(jax.value_and_grad(loss_fn))
         super().__init__(f"flax {flax_cell}", loss_fn, fparams, xs, ys)
         self.params0, self.xs0, self.ys0 = fparams, xs, ys
@@ -280,7 +246,8 @@ class FlaxContender(JaxContender):
     def loss_and_grads(self):
         loss, g = self.grads_fn(self.params0, self.xs0, self.ys0)
         g = jax.tree.map(np.asarray, g)
-        return float(loss), {"cell": from_flax(self.cell_name, g["cell"]), "out": g["out"]}
+        return float(loss), {"cell": convert.from_flax(self.cell_name, g["cell"]),
+                             "out": g["out"]}
 
 
 class TorchContender(Contender):

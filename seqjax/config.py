@@ -53,7 +53,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.recurrent_scale = 1.0
     c.model.input_init = "glorot_uniform"
     c.model.impl = "auto"                # unroll implementation: "auto" = the fastest correct one
-                                         # for the backend (seqjax.fast.default_impl), or a key
+                                         # for the backend (seqjax.unroll.resolve_impl), or a key
                                          # of seqjax.unroll.IMPLS (scan, fused, parallel, ...)
     c.model.unroll = 1
     c.model.remat = False

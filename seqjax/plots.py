@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from seqjax.rundir import DIVERGED_FILE, HIDDEN_NORMS
+from seqjax.tasks import SUCCESS  # what counts as solved, defined by each task
 from seqjax.writer import read_metrics
 
 
@@ -219,9 +220,6 @@ def all_figures(run_dirs, out_dir: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- sweeps
-
-SUCCESS = {"mse": ("<", 0.05), "accuracy": (">=", 0.9), "recall_accuracy": (">=", 0.9)}
-
 
 def success(summary: dict) -> tuple[str, bool] | None:
     """(criterion text, met?) for a finished run's final eval, e.g. ("eval mse < 0.05", True)."""

@@ -288,11 +288,6 @@ def _write_examples(writer, step, examples):
             writer.image(step, tag, np.asarray(value))
 
 
-def _flat(tree) -> dict:
-    return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in p): v
-            for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
-
-
 # --------------------------------------------------------------------------- the loop
 
 
@@ -594,8 +589,9 @@ class Trainer:
             row["grad/h0_over_hT"] = float(hidden[0] / max(hidden[-1], 1e-38))
             for name, v in diagnostics.param_grad_norms(g_params).items():
                 row[f"grad/norm/{name}"] = float(v)
-            writer.histograms(step, {f"params/{k}": v for k, v in _flat(params_all[m]).items()})
-            writer.histograms(step, {f"grads/{k}": v for k, v in _flat(g_params).items()})
+            for prefix, tree in (("params", params_all[m]), ("grads", g_params)):
+                writer.histograms(step, {f"{prefix}/{k}": v
+                                         for k, v in diagnostics.flat_params(tree).items()})
             self.heat[m][0].append(step)
             self.heat[m][1].append(hidden)
             writer.image(step, "grad/hidden_norms_heatmap",

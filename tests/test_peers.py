@@ -10,51 +10,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqjax import cells
+from seqjax import cells, convert
 from seqjax import unroll as U
 from tests.helpers import random_params
 
 B, T, D, H = 3, 7, 4, 5
 
 
-def blocks(W, n):
-    return jnp.split(W, n, axis=-1)
-
-
-def lstm_to_flax(p):
-    """seqjax fused (i, f, g, o) blocks -> flax's eight Dense layers (bias on the h side)."""
-    Wx, Wh, b = blocks(p["W_x"], 4), blocks(p["W_h"], 4), blocks(p["b"], 4)
-    out = {}
-    for k, g in enumerate("ifgo"):
-        out["i" + g] = {"kernel": Wx[k]}
-        out["h" + g] = {"kernel": Wh[k], "bias": b[k]}
-    return {"params": out}
-
-
-def lstm_from_flax(fp):
-    fp = fp["params"]
-    return {"W_x": jnp.concatenate([fp["i" + g]["kernel"] for g in "ifgo"], axis=1),
-            "W_h": jnp.concatenate([fp["h" + g]["kernel"] for g in "ifgo"], axis=1),
-            "b": jnp.concatenate([fp["h" + g]["bias"] for g in "ifgo"])}
-
-
-def gru_to_flax(p):
-    Wx, Wh, b = blocks(p["W_x"], 3), blocks(p["W_h"], 3), blocks(p["b"], 3)
-    out = {"i" + g: {"kernel": Wx[k], "bias": b[k]} for k, g in enumerate("rzn")}
-    out |= {"hr": {"kernel": Wh[0]}, "hz": {"kernel": Wh[1]},
-            "hn": {"kernel": Wh[2], "bias": p["b_hn"]}}
-    return {"params": out}
-
-
-def gru_from_flax(fp):
-    fp = fp["params"]
-    return {"W_x": jnp.concatenate([fp["i" + g]["kernel"] for g in "rzn"], axis=1),
-            "W_h": jnp.concatenate([fp["h" + g]["kernel"] for g in "rzn"], axis=1),
-            "b": jnp.concatenate([fp["i" + g]["bias"] for g in "rzn"]),
-            "b_hn": fp["hn"]["bias"]}
-
-
-def compare(cell, flax_cell, to_flax, from_flax, carry_to_flax, carry_from_flax):
+def compare(cell, flax_cell, name, carry_to_flax, carry_from_flax):
     params = random_params(cell, jax.random.key(0), D, H)
     xs = jax.random.normal(jax.random.key(1), (B, T, D))
     carry = jax.tree.map(lambda z: jax.random.normal(jax.random.key(2), z.shape),
@@ -67,13 +30,13 @@ def compare(cell, flax_cell, to_flax, from_flax, carry_to_flax, carry_from_flax)
 
     def theirs(fp, xs, fcarry):
         final, hs = nn.RNN(flax_cell, return_carry=True).apply(
-            {"params": {"cell": fp["params"]}}, xs, initial_carry=fcarry)
+            {"params": {"cell": fp}}, xs, initial_carry=fcarry)
         h_final = final[1] if isinstance(final, tuple) else final
         return jnp.sum(hs * w) + jnp.sum(h_final), (final, hs)
 
     grad = lambda f: jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True))
     (_, (final_a, hs_a)), (gp_a, gx_a, gc_a) = grad(ours)(params, xs, carry)
-    (_, (final_b, hs_b)), (gp_b, gx_b, gc_b) = grad(theirs)(to_flax(params), xs,
+    (_, (final_b, hs_b)), (gp_b, gx_b, gc_b) = grad(theirs)(convert.to_flax(name, params), xs,
                                                              carry_to_flax(carry))
     tol = dict(rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(hs_a, hs_b, **tol)
@@ -81,17 +44,18 @@ def compare(cell, flax_cell, to_flax, from_flax, carry_to_flax, carry_from_flax)
                  final_a, carry_from_flax(final_b))
     np.testing.assert_allclose(gx_a, gx_b, **tol)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **tol), gc_a, carry_from_flax(gc_b))
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **tol), gp_a, from_flax(gp_b))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **tol), gp_a,
+                 convert.from_flax(name, gp_b))
 
 
 def test_lstm_equals_flax_lstm_cell():
     # flax's carry is (c, h); ours is LSTMCarry(h, c).
-    compare(cells.LSTM(), nn.LSTMCell(H), lstm_to_flax, lstm_from_flax,
+    compare(cells.LSTM(), nn.LSTMCell(H), "lstm",
             lambda c: (c.c, c.h), lambda fc: cells.LSTMCarry(h=fc[1], c=fc[0]))
 
 
 def test_gru_equals_flax_gru_cell():
-    compare(cells.GRU(), nn.GRUCell(H), gru_to_flax, gru_from_flax, lambda c: c, lambda c: c)
+    compare(cells.GRU(), nn.GRUCell(H), "gru", lambda c: c, lambda c: c)
 
 
 def test_forget_bias_zero_init_matches_flax_structure():
@@ -99,5 +63,12 @@ def test_forget_bias_zero_init_matches_flax_structure():
     p = cells.LSTM().init(jax.random.key(0), D, H, forget_bias=0.0)
     fp = nn.LSTMCell(H).init(jax.random.key(0), (jnp.zeros((1, H)), jnp.zeros((1, H))),
                              jnp.zeros((1, D)))
-    np.testing.assert_array_equal(p["b"], lstm_from_flax(fp)["b"])
-    assert jax.tree.map(jnp.shape, lstm_from_flax(fp)) == jax.tree.map(jnp.shape, p)
+    np.testing.assert_array_equal(p["b"], convert.from_flax("lstm", fp["params"])["b"])
+    assert jax.tree.map(jnp.shape, convert.from_flax("lstm", fp["params"])) == jax.tree.map(jnp.shape, p)
+
+
+def test_simple_cell_layout_round_trips():
+    p = {"W_x": jnp.ones((D, H)), "W_h": 2 * jnp.ones((H, H)), "b": 3 * jnp.ones(H)}
+    fp = nn.SimpleCell(H).init(jax.random.key(0), jnp.zeros((1, H)), jnp.zeros((1, D)))["params"]
+    assert jax.tree.map(jnp.shape, convert.to_flax("rnn", p)) == jax.tree.map(jnp.shape, fp)
+    jax.tree.map(np.testing.assert_array_equal, convert.from_flax("rnn", convert.to_flax("rnn", p)), p)
