@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import datetime
 import errno
+import gc
 import os
 import re
 import sys
+import traceback
 import zlib
 from typing import Any, Callable
 
@@ -83,6 +85,67 @@ def storage_message(code: int, filename: str | None, run_dir: str) -> str:
     return f"{what} {fix}, then run again (no checkpoint was written: it starts at step 0)."
 
 
+RESTORE_LOG = "restore.log"
+
+
+def _short(e: BaseException) -> str:
+    """The first sentence of an error, for one line on the terminal."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {text.split('. ')[0][:200]}"
+
+
+def _no_restore_message(directory: str, failures, log_path: str) -> str:
+    steps = ", ".join(str(s) for s, _ in failures)
+    reasons = "; ".join(f"step {s}: {_short(e)}" for s, e in failures)
+    if all("shape" in str(e) for _, e in failures):
+        advice = ("They hold arrays of other shapes than this config's model: they were not "
+                  "written with this config (config.json was changed, or another run wrote "
+                  "here). Use another --workdir, or --config.train.resume=False to move the "
+                  "old run aside and start anew.")
+    elif all(isinstance(e, (ValueError, OSError)) and "checksum" in str(e) or
+             isinstance(e, FileNotFoundError) for _, e in failures):
+        advice = ("They are damaged (files missing or changed since they were written). Move "
+                  "them aside, or start anew with --config.train.resume=False.")
+    else:
+        advice = ("If seqjax was updated since they were written, resume them with the version "
+                  "that wrote them; else start anew with --config.train.resume=False (which "
+                  "moves the old run aside) or use another --workdir.")
+    return (f"no checkpoint in {directory} restores ({reasons}). {advice} The full errors are "
+            f"in {log_path}.")
+
+
+class _DetailsTo:
+    """Within the block, library tracebacks (orbax's unawaited coroutines, reported when
+    they are collected) and the restore errors go to a log file instead of stderr."""
+
+    def __init__(self, path: str):
+        self.path, self._previous = path, None
+
+    def _write(self, text: str) -> None:
+        try:
+            with open(self.path, "a") as f:
+                f.write(text.rstrip() + "\n\n")
+        except OSError:  # a read-only workdir: the details are lost, the message is not
+            pass
+
+    def exception(self, what: str, e: BaseException) -> None:
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        self._write(f"[{stamp}] {what} does not restore:\n" +
+                    "".join(traceback.format_exception(e)))
+
+    def _unraisable(self, unraisable) -> None:
+        self._write(f"{unraisable.err_msg or 'Exception ignored in'}: {unraisable.object!r}\n" +
+                    "".join(traceback.format_exception(unraisable.exc_value)))
+
+    def __enter__(self):
+        self._previous, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        return self
+
+    def __exit__(self, *exc):
+        gc.collect()  # the failed reads' coroutines report here, into the log
+        sys.unraisablehook = self._previous
+
+
 class Checkpointer:
     """The checkpoints of one run directory (or of a vmapped group's shared directory)."""
 
@@ -140,31 +203,30 @@ class Checkpointer:
         """(step, state, data) of the newest checkpoint that restores, or (None, state, {}).
 
         ``state`` gives the structure; ``accept(data)`` applies the JSON item (iterator
-        positions) and raises if it does not fit. A checkpoint that fails is reported and,
-        once an older one restored, moved aside so that its step can be saved again. If none
-        restores, nothing is moved and the error says why.
+        positions) and raises if it does not fit. A checkpoint that fails is reported in one
+        line and, once an older one restored, moved aside so that its step can be saved
+        again. If none restores, nothing is moved and one paragraph says why and what to
+        do. Full tracebacks (orbax and TensorStore print many) go to ``restore.log`` in the
+        run directory, never to the terminal.
         """
         steps = sorted(self.manager.all_steps(), reverse=True)
         failures = []
-        for step in steps:
-            try:
-                restored, data = self._restore_step(step, state, accept)
-            except Exception as e:  # orbax/tensorstore raise many types for damaged files
-                text = (str(e).strip().splitlines() or [""])[0]
-                failures.append((step, f"{type(e).__name__}: {text[:300]}"))
-                print(f"warning: checkpoint step {step} in {self.directory} does not restore "
-                      f"({failures[-1][1]})" + ("; falling back to an older one"
-                                                if step != steps[-1] else ""),
-                      file=sys.stderr, flush=True)
-                continue
-            self._move_aside([bad for bad, _ in failures])
-            return step, restored, data
+        with _DetailsTo(os.path.join(self.run_dir, RESTORE_LOG)) as details:
+            for step in steps:
+                try:
+                    restored, data = self._restore_step(step, state, accept)
+                except Exception as e:  # orbax/tensorstore raise many types for damaged files
+                    details.exception(f"checkpoint step {step} in {self.directory}", e)
+                    failures.append((step, e))
+                    continue
+                for bad, e in failures:
+                    print(f"warning: checkpoint step {bad} in {self.directory} does not restore "
+                          f"({_short(e)}); falling back to step {step}", file=sys.stderr,
+                          flush=True)
+                self._move_aside([bad for bad, _ in failures])
+                return step, restored, data
         if failures:
-            raise ValueError(
-                f"no checkpoint in {self.directory} restores (steps "
-                f"{', '.join(str(s) for s, _ in failures)}; the warnings above say why). If "
-                f"the code changed since they were written, run them with the old code; "
-                f"else move them aside, or start anew with --config.train.resume=False")
+            raise ValueError(_no_restore_message(self.directory, failures, details.path))
         return None, state, {}
 
     def _move_aside(self, bad_steps: list[int]) -> None:

@@ -96,3 +96,24 @@ def test_sigterm_during_the_first_compile_stops_before_the_first_evaluation(cach
     assert "compiled the train step" in out and "eval @" not in out
     assert "SIGTERM received; stopped after step 0, no step was trained yet" in err
     assert drill.complete_steps(workdir) == []
+
+
+def test_checkpoints_of_another_config_give_one_paragraph_that_says_so(cache_dir, tmp_path):
+    """A workdir whose config.json no longer matches its checkpoints (edited by hand, or
+    written by another run): the restore fails on every checkpoint; the terminal gets one
+    paragraph with advice for that cause, the tracebacks go to restore.log."""
+    workdir, logs = tmp_path / "run", tmp_path / "logs"
+    rc, _ = drill.run(drill.cli(workdir, *SHORT, "--config.train.num_steps=8"), str(cache_dir),
+                      logs)
+    assert rc == 0
+    config = json.loads((workdir / "config.json").read_text())
+    config["model"]["hidden"] = 4
+    (workdir / "config.json").write_text(json.dumps(config))
+    rc, child = drill.run(drill.cli(workdir, *SHORT, "--config.model.hidden=4"), str(cache_dir),
+                          logs)
+    err = child.stderr
+    assert rc == 1 and drill.no_traceback(err) and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: no checkpoint in {workdir}/checkpoints restores (step 8: ")
+    assert "is not compatible with the stored shape" in err
+    assert "they were not written with this config" in err and "old code" not in err
+    assert "Exception ignored" in (workdir / "restore.log").read_text()
