@@ -6,13 +6,15 @@ functions. Importing this module leaves matplotlib's backend alone.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from seqjax.rundir import DIVERGED_FILE, HIDDEN_NORMS
+from seqjax.rundir import (CHECKPOINTS_DIR, CONFIG_FILE, DIVERGED_FILE, HIDDEN_NORMS, LOCK_FILE,
+                           METRICS_FILE, SWEEP_FILE)
 from seqjax.tasks import SUCCESS  # what counts as solved, defined by each task
 from seqjax.writer import read_metrics
 
@@ -24,11 +26,31 @@ def _subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, dpi=None, layout=
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
+class NotARunDir(FileNotFoundError):
+    """A directory given as a run that is none (yet): the message says which and why."""
+
+
+def run_dir_problem(workdir: str) -> str | None:
+    """Why ``workdir`` cannot be read as a run or a sweep, or None when it can."""
+    if any(os.path.isfile(os.path.join(workdir, f)) for f in (CONFIG_FILE, SWEEP_FILE)):
+        return None
+    if not os.path.isdir(workdir):
+        return (f"{workdir} is not a run directory: it does not exist (a run directory holds "
+                f"config.json, a sweep's sweep.json)")
+    started = [n for n in (CHECKPOINTS_DIR, LOCK_FILE, METRICS_FILE)
+               if os.path.exists(os.path.join(workdir, n))]
+    if started or glob.glob(os.path.join(glob.escape(workdir), "events.out.tfevents.*")):
+        return (f"{workdir} has no config.json yet: its run has just started, and writes it once "
+                f"its data and model are ready, before the first compile; try again shortly")
+    return (f"{workdir} is not a run directory: no config.json (a run's) or sweep.json "
+            f"(a sweep's) in it")
+
+
 def load_run(workdir: str) -> dict:
     """config, metrics rows, summary (if finished) and a display label of one run directory."""
-    cfg_path = os.path.join(workdir, "config.json")
+    cfg_path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(cfg_path):
-        raise FileNotFoundError(f"{workdir} is not a run directory: no config.json in it")
+        raise NotARunDir(run_dir_problem(workdir) or f"{workdir}: no config.json in it")
     with open(cfg_path) as f:
         config = json.load(f)
     summary_path = os.path.join(workdir, "summary.json")
@@ -208,9 +230,25 @@ def heatmaps(runs, path: str) -> str:
     return path
 
 
+def unique_labels(runs: list[dict]) -> list[dict]:
+    """The runs, those whose labels collide relabelled with their directory, e.g.
+    "LSTM (forget bias 1) [runs/a]", so that no two curves share a legend entry."""
+    counts: dict = {}
+    for run in runs:
+        counts[run["label"]] = counts.get(run["label"], 0) + 1
+    return [dict(r, label=f"{r['label']} [{os.path.normpath(r['dir'])}]")
+            if counts[r["label"]] > 1 else r for r in runs]
+
+
+def headline_metric(run: dict) -> str:
+    """The axis label of a run's headline metric, e.g. "eval mse": runs compared on one axis
+    must share it."""
+    return _metric_for(run)[1]
+
+
 def all_figures(run_dirs, out_dir: str) -> list[str]:
     """Every figure for these runs into ``out_dir``; returns the paths written."""
-    runs = [load_run(d) for d in run_dirs]
+    runs = unique_labels([load_run(d) for d in run_dirs])
     os.makedirs(out_dir, exist_ok=True)
     paths = [learning_curves(runs, os.path.join(out_dir, "learning_curves.png"))]
     if any(len(diagnostics_matrix(r["rows"])[0]) for r in runs):

@@ -6,6 +6,7 @@ The trainer's command line prints this report at the end of a run.
 """
 
 import os
+import shlex
 
 import numpy as np
 
@@ -29,14 +30,22 @@ def draw(workdir: str, out: str) -> list[str]:
     return paths
 
 
+def check(workdir: str) -> None:
+    """Raise ``plots.NotARunDir`` (one line naming ``workdir``) unless it is a run or a sweep."""
+    problem = plots.run_dir_problem(workdir)
+    if problem:
+        raise plots.NotARunDir(problem)
+
+
 def print_report(workdir: str) -> None:
-    paths = draw(workdir, os.path.join(workdir, "figures"))
+    check(workdir)
+    paths = draw(workdir, os.path.join(workdir, rundir.FIGURES_DIR))
     if is_seed_or_T_sweep(workdir):
         print_sweep_table(workdir)
     else:
         print_run_table(rundir.run_dirs(workdir))
     print("\nfigures:\n" + "\n".join(f"  {p}" for p in paths))
-    print(f"\nTensorBoard:\n  tensorboard --logdir {workdir}")
+    print(f"\nTensorBoard:\n  tensorboard --logdir {shlex.quote(workdir)}")
 
 
 def print_run_table(dirs) -> None:
