@@ -381,3 +381,21 @@ def test_eval_indices_fixed_subset_and_clear_error():
     with pytest.raises(ValueError, match=r"task.eval_size=101 must lie in \[1, 100\] \(the 100 "
                                          r"examples of the test split\)"):
         pipeline.eval_indices(100, 101, seed=3)
+
+
+def test_preparation_killed_midway_is_cleaned_up_by_the_next(tmp_path):
+    """A preparation killed midway leaves TFDS's incomplete.<random>_<version>/ beside the
+    version folder; the next preparation removes it and prepares the data."""
+    data_dir = str(tmp_path / "d")
+    builder = timeseries.AirlinePassengers(data_dir=data_dir, file_format="array_record")
+    version_dir = os.path.normpath(str(builder.data_dir))
+    stale = os.path.join(os.path.dirname(version_dir),
+                         f"incomplete.K1LLED_{os.path.basename(version_dir)}")
+    os.makedirs(os.path.join(stale, "half"))
+    open(os.path.join(stale, "half", "airline_passengers-train.array_record-00000-of-00001"),
+         "wb").close()
+    assert pipeline.incomplete_dirs(builder) == [stale]
+    raw_dir = shared("airline_passengers")
+    builder = pipeline.prepare(timeseries.AirlinePassengers, data_config(raw_dir, data_dir))
+    assert not os.path.exists(stale) and pipeline.incomplete_dirs(builder) == []
+    assert builder.is_prepared() and len(timeseries.load_series(builder)[1]) == 144

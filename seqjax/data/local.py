@@ -6,7 +6,8 @@
 * ``data_dir_for(config)``: ``config.data.data_dir`` when set, else ``<repo>/data/tfds``.
 * ``prepare(builder_cls, builder_config, raw_dir, data_dir)``: build once (TFDS
   ``download_and_prepare`` with ``manual_dir=raw_dir``, array_record files), then return the
-  builder; a second call reuses the prepared files.
+  builder; a second call reuses the prepared files. Through ``pipeline.prepare_once``: a
+  preparation killed midway is cleaned up by the next.
 * ``BatchIterator``: grain over a ``tfds.data_source`` split — a seeded shuffle, repeated
   epochs, a per-example ``transform`` and batching; batch n is ``dataset[n]`` (random access),
   so the iterator's whole state is n (``get_state``/``set_state``, JSON-able).
@@ -20,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from seqjax.batching import IndexedIterator
+from seqjax.data import pipeline
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -50,10 +52,9 @@ def prepare(builder_cls, builder_config, raw_dir: str, data_dir: str):
     """The prepared builder (array_record under ``data_dir``), built from ``raw_dir`` if needed."""
     import tensorflow_datasets as tfds  # heavy (≈0.5 s): imported when a dataset is prepared
     tfds.disable_progress_bar()
-    builder = builder_cls(config=builder_config, data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=raw_dir))
-    return builder
+    return pipeline.prepare_once(
+        lambda: builder_cls(config=builder_config, data_dir=data_dir, file_format="array_record"),
+        tfds.download.DownloadConfig(manual_dir=raw_dir))
 
 
 def stack(examples: list[dict]) -> dict[str, np.ndarray]:

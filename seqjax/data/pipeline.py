@@ -5,6 +5,9 @@
   the first time, reused afterwards (raw files are then not needed). An empty
   ``raw_dir`` lets TFDS download the official files (machines with internet).
   No TensorFlow: TFDS writes and reads array_record with its numpy code paths.
+  A preparation killed midway leaves TFDS's ``incomplete.*`` folder beside the version
+  folder; the next preparation removes it (``prepare_once``, under a lock on the dataset's
+  folder, so a preparation still running in another process is left alone).
 * ``GrainIterator``: training batches. grain's ``MapDataset`` over record indices:
   this host's shard (``jax.process_index()`` of ``jax.process_count()``), a seeded shuffle,
   batches of ``batch_size // process_count`` (the last partial batch of an epoch dropped),
@@ -19,8 +22,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
+import fcntl
+import glob
 import json
 import os
+import shutil
 from typing import Any, Callable
 
 import jax
@@ -54,9 +62,59 @@ def prepare(builder_cls, data_config):
     print(f"{builder.name}: preparing {builder.info.full_name} from {source} into "
           f"{data_dir} (once)", flush=True)
     tfds.disable_progress_bar()
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=os.path.abspath(raw) if raw else None,
-        try_download_gcs=False))  # never fetch someone else's prepared copy
+    return prepare_once(
+        lambda: builder_cls(data_dir=data_dir, file_format="array_record"),
+        tfds.download.DownloadConfig(manual_dir=os.path.abspath(raw) if raw else None,
+                                     try_download_gcs=False))  # never someone else's copy
+
+
+def incomplete_dirs(builder) -> list[str]:
+    """What TFDS is writing, or a killed preparation left, for ``builder``'s version: TFDS
+    prepares into ``<data_dir>/<name>[/<config>]/incomplete.<random>_<version>/`` and renames
+    that to ``<version>/`` when done."""
+    parent = os.path.dirname(os.path.normpath(str(builder.data_dir)))
+    return sorted(glob.glob(os.path.join(glob.escape(parent), "incomplete.*")))
+
+
+@contextlib.contextmanager
+def _preparing(builder):
+    """Hold a lock on the dataset's folder for the block; yields whether it is held (False on
+    a file system without POSIX locks: then no other process's files are touched)."""
+    parent = os.path.dirname(os.path.normpath(str(builder.data_dir)))
+    os.makedirs(parent, exist_ok=True)
+    fd = os.open(os.path.join(parent, ".prepare.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)  # waits for a preparation in another process
+            held = True
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            held = False
+        yield held
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def prepare_once(make_builder, download_config):
+    """``make_builder()``'s builder with its data prepared: once, under a lock on the dataset's
+    folder (two runs starting together prepare it once), after removing the ``incomplete.*``
+    folders a preparation killed midway left (as the run removes its own stale temp files)."""
+    builder = make_builder()
+    if builder.is_prepared():
+        return builder
+    with _preparing(builder) as held:
+        builder = make_builder()  # another process may have prepared it while this one waited
+        if builder.is_prepared():
+            return builder
+        for path in incomplete_dirs(builder) if held else ():
+            print(f"{builder.name}: removing {path}, left by a preparation that was stopped "
+                  f"midway", flush=True)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        builder.download_and_prepare(download_config=download_config)
     return builder
 
 
