@@ -3,7 +3,8 @@
 * ``raw_dir_for(config, name)``: ``config.data.raw_dir`` when set, else the project's
   offline copy ``$SEQJAX_SHARED_DATA/<name>`` (default ``<repo>/../shared/data/<name>``, the
   variable the tests read too); a missing directory is an error that names it.
-* ``data_dir_for(config)``: ``config.data.data_dir`` when set, else ``<repo>/data/tfds``.
+* ``data_dir_for(config)``: ``config.data.data_dir`` when set, else
+  ``pipeline.default_data_dir()`` ($TFDS_DATA_DIR, a clone's ``data/tfds``, ~/tensorflow_datasets).
 * ``prepare(builder_cls, builder_config, raw_dir, data_dir)``: build once (TFDS
   ``download_and_prepare`` with ``manual_dir=raw_dir``, array_record files), then return the
   builder; a second call reuses the prepared files. Through ``pipeline.prepare_once``: a
@@ -39,7 +40,7 @@ def raw_dir_for(config, name: str) -> str:
 
 
 def data_dir_for(config) -> str:
-    return os.path.abspath(config.data.data_dir or os.path.join(REPO_ROOT, "data", "tfds"))
+    return pipeline.data_dir_of(config.data)
 
 
 def require_file(path: str, what: str) -> str:
@@ -54,7 +55,7 @@ def prepare(builder_cls, builder_config, raw_dir: str, data_dir: str):
     tfds.disable_progress_bar()
     return pipeline.prepare_once(
         lambda: builder_cls(config=builder_config, data_dir=data_dir, file_format="array_record"),
-        tfds.download.DownloadConfig(manual_dir=raw_dir))
+        tfds.download.DownloadConfig(manual_dir=raw_dir), source=f"raw files in {raw_dir}")
 
 
 def stack(examples: list[dict]) -> dict[str, np.ndarray]:

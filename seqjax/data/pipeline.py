@@ -1,7 +1,7 @@
 """Prepared TFDS datasets → grain batches, for the real-data tasks (smnist, imdb, forecast).
 
 * ``prepare(builder_cls, data_config)``: the builder, its array_record files prepared in
-  ``data.data_dir`` (default ``<repo>/data/tfds``) from ``data.raw_dir`` (TFDS manual_dir)
+  ``data.data_dir`` (default ``default_data_dir()``) from ``data.raw_dir`` (TFDS manual_dir)
   the first time, reused afterwards (raw files are then not needed). An empty
   ``raw_dir`` lets TFDS download the official files (machines with internet).
   No TensorFlow: TFDS writes and reads array_record with its numpy code paths.
@@ -29,6 +29,7 @@ import glob
 import json
 import os
 import shutil
+import time
 from typing import Any, Callable
 
 import jax
@@ -37,11 +38,25 @@ import numpy as np
 from seqjax.batching import Batch, DataIterator
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_DATA_DIR = os.path.join(REPO_ROOT, "data", "tfds")
+
+
+def default_data_dir(package_root: str = REPO_ROOT) -> str:
+    """Where prepared datasets go when ``data.data_dir`` is empty: ``$TFDS_DATA_DIR`` when set
+    (TFDS's own variable); else ``<clone>/data/tfds`` when seqjax runs from a clone (the folder
+    above ``seqjax/`` holds ``pyproject.toml``); else TFDS's default, ``~/tensorflow_datasets``.
+    Never a folder inside site-packages, where an installed seqjax lives."""
+    env = os.environ.get("TFDS_DATA_DIR")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    parts = set(os.path.normpath(package_root).split(os.sep))
+    installed = bool(parts & {"site-packages", "dist-packages"})
+    if os.path.isfile(os.path.join(package_root, "pyproject.toml")) and not installed:
+        return os.path.join(package_root, "data", "tfds")
+    return os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
 
 
 def data_dir_of(data_config) -> str:
-    return os.path.abspath(data_config.data_dir or DEFAULT_DATA_DIR)
+    return os.path.abspath(data_config.data_dir or default_data_dir())
 
 
 def prepare(builder_cls, data_config):
@@ -59,13 +74,12 @@ def prepare(builder_cls, data_config):
             f"files of {builder.name} (see {builder_cls.__module__}); or leave it empty on a "
             f"machine with internet to download them.")
     source = f"raw files in {os.path.abspath(raw)}" if raw else "downloaded files"
-    print(f"{builder.name}: preparing {builder.info.full_name} from {source} into "
-          f"{data_dir} (once)", flush=True)
     tfds.disable_progress_bar()
     return prepare_once(
         lambda: builder_cls(data_dir=data_dir, file_format="array_record"),
         tfds.download.DownloadConfig(manual_dir=os.path.abspath(raw) if raw else None,
-                                     try_download_gcs=False))  # never someone else's copy
+                                     try_download_gcs=False),  # never someone else's copy
+        source=source)
 
 
 def incomplete_dirs(builder) -> list[str]:
@@ -96,10 +110,12 @@ def _preparing(builder):
         os.close(fd)  # releases the lock
 
 
-def prepare_once(make_builder, download_config):
+def prepare_once(make_builder, download_config, source: str = ""):
     """``make_builder()``'s builder with its data prepared: once, under a lock on the dataset's
     folder (two runs starting together prepare it once), after removing the ``incomplete.*``
-    folders a preparation killed midway left (as the run removes its own stale temp files)."""
+    folders a preparation killed midway left (as the run removes its own stale temp files).
+    A preparation says what it prepares from ``source`` into which folder, and how long it
+    took (minutes for the larger datasets, with TFDS's progress bars off)."""
     builder = make_builder()
     if builder.is_prepared():
         return builder
@@ -114,7 +130,12 @@ def prepare_once(make_builder, download_config):
                 shutil.rmtree(path)
             else:
                 os.remove(path)
+        print(f"{builder.name}: preparing {builder.info.full_name}"
+              f"{' from ' + source if source else ''} into {builder.data_dir} (once)", flush=True)
+        start = time.perf_counter()
         builder.download_and_prepare(download_config=download_config)
+        print(f"{builder.name}: prepared {builder.info.full_name} in "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
     return builder
 
 
