@@ -169,9 +169,34 @@ def _command() -> str:
     return script if script.startswith("seqjax-") else "python -m experiments.main"
 
 
+def _compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache: a resumed or repeated run loads its
+    compiled steps from disk instead of compiling them again. A machine's setting, not an
+    experiment's, so environment variables choose it (docs/configuration.md):
+    ``SEQJAX_COMPILATION_CACHE`` a directory, or ``off``; default ``~/.cache/seqjax/jax``
+    (under ``$XDG_CACHE_HOME`` when set). When ``JAX_COMPILATION_CACHE_DIR`` is set JAX
+    already uses it and nothing is changed here. Compiles under 1 s are not cached. The
+    directory in use, or None."""
+    setting = os.environ.get("SEQJAX_COMPILATION_CACHE", "").strip()
+    if setting.lower() in ("off", "0", "false", "no") or \
+            os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    cache_dir = os.path.abspath(os.path.expanduser(setting or os.path.join(base, "seqjax", "jax")))
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+    except OSError:  # a read-only home, say: compile as without the cache
+        return None
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    if not os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    return cache_dir
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    _compilation_cache()
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
         logging.get_absl_handler().addFilter(_OneLine())
