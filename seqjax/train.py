@@ -86,13 +86,7 @@ def make_optimizer(t) -> optax.GradientTransformation:
     state), so members of a sweep with different learning rates share one program.
     """
     def build(learning_rate):
-        if t.schedule == "constant":
-            schedule = learning_rate
-        elif t.schedule == "cosine":
-            schedule = optax.cosine_decay_schedule(learning_rate, t.num_steps)
-        else:  # warmup_cosine
-            schedule = optax.warmup_cosine_decay_schedule(
-                0.0, learning_rate, t.warmup_steps, max(t.num_steps, t.warmup_steps + 1))
+        schedule = make_schedule(t, learning_rate)
         opt = {
             "adam": lambda: optax.adam(schedule),
             "adamw": lambda: optax.adamw(schedule, weight_decay=t.weight_decay),
@@ -102,6 +96,30 @@ def make_optimizer(t) -> optax.GradientTransformation:
         return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt) if t.grad_clip > 0 \
             else opt
     return optax.inject_hyperparams(build)(learning_rate=t.learning_rate)
+
+
+def make_schedule(t, learning_rate):
+    """The learning rate as optax takes it: a function of the count of updates done (its
+    peak ``learning_rate``), or, for ``schedule="constant"``, the rate itself."""
+    if t.schedule == "constant":
+        return learning_rate
+    if t.schedule == "cosine":
+        return optax.cosine_decay_schedule(learning_rate, t.num_steps)
+    # warmup_cosine: optax.warmup_cosine_decay_schedule(0, peak, warmup, total) from its
+    # parts, as its own test `peak_value == 0.0` fails on the injected (traced) peak
+    decay_steps = max(t.num_steps, t.warmup_steps + 1) - t.warmup_steps
+    return optax.join_schedules([optax.linear_schedule(0.0, learning_rate, t.warmup_steps),
+                                 optax.cosine_decay_schedule(learning_rate, decay_steps)],
+                                [t.warmup_steps])
+
+
+def learning_rate_at(t, learning_rate, count: int) -> float:
+    """The rate of the update that follows ``count`` updates, computed on the host."""
+    schedule = make_schedule(t, learning_rate)
+    if not callable(schedule):
+        return float(schedule)
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes int counts and float rates
+        return float(schedule(count))
 
 
 # --------------------------------------------------------------------------- pure steps
