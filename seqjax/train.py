@@ -298,6 +298,32 @@ def _diagnostics_history(workdir):
     return steps, rows
 
 
+HPARAMS = ("task.name", "task.seq_len", "model.kind", "model.cell", "model.hidden",
+           "model.activation", "model.forget_bias", "model.recurrent_init",
+           "model.recurrent_scale", "train.optimizer", "train.learning_rate", "train.schedule",
+           "train.batch_size", "seed")
+
+
+def _hparams(config, final_eval: dict) -> tuple[dict, dict]:
+    """(the config fields runs are compared on, the final eval metrics under ``hparams/``):
+    what TensorBoard's HParams tab shows of a run."""
+    fields = {}
+    for name in HPARAMS:
+        node = config
+        for part in name.split("."):
+            node = node.get(part) if hasattr(node, "get") else None
+        fields[name] = node
+    return fields, {f"hparams/eval/{k}": v for k, v in final_eval.items()}
+
+
+def _learning_rates(members, opt_state) -> list[float]:
+    """Per member, the rate its last update used: its own peak through the schedule at
+    the count of updates before it (a skipped NaN/Inf step does not advance the count)."""
+    counts = np.atleast_1d(jax.device_get(opt_state.count))
+    return [learning_rate_at(mc.train, mc.train.learning_rate, max(int(c) - 1, 0))
+            for (mc, _), c in zip(members, counts, strict=True)]
+
+
 def _write_examples(writer, step, examples):
     for tag, value in examples.items():
         if isinstance(value, str):
@@ -559,6 +585,9 @@ class Trainer:
             rows[m] |= {f"train/{k}": v for k, v in tm.items()}
             rows[m]["train/steps_per_sec"] = rate
             rows[m]["train/nonfinite_steps"] = int(skipped[m])
+        with self.chrono.side():  # TensorBoard only: metrics.jsonl rows stay as they were
+            for w, lr in zip(self.writers, _learning_rates(self.members, self.state.opt_state)):
+                w.scalars(step, {"train/learning_rate": lr})
         losses = [tm["loss"] for tm in per_member]
         shown = f"{losses[0]:.4g}" if len(losses) == 1 else \
             f"{np.mean(losses):.4g} (mean of {len(losses)}, {min(losses):.4g}–{max(losses):.4g})"
@@ -644,6 +673,7 @@ class Trainer:
                 "backend": jax.default_backend(), "devices": int(self.p.mesh.devices.size),
                 "vmapped_members": len(self.members),
             }
+            self.writers[m].hparams(int(steps[m]), *_hparams(mc, self.last_eval[m]))
             if self.is_main:
                 atomic_write(os.path.join(w, rundir.SUMMARY_FILE), json.dumps(summary, indent=2))
             summaries.append(summary)

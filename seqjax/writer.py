@@ -186,6 +186,33 @@ class Writer:
                     self._tb.add_scalar(k, float(v), int(step))
             self._tb.flush()
 
+    def scalars(self, step: int, scalars: dict[str, Any]) -> None:
+        """TensorBoard scalars that stay out of metrics.jsonl (the learning rate)."""
+        if self.enabled and scalars:
+            with self._io(self._events_path()):
+                for k, v in scalars.items():
+                    self._tb.add_scalar(k, float(v), int(step))
+                self._tb.flush()
+
+    def hparams(self, step: int, hparams: dict[str, Any], metrics: dict[str, Any]) -> None:
+        """The run's hyper-parameters and final metrics, for TensorBoard's HParams tab.
+
+        The three hparams summaries (experiment, session start, session end) go into this
+        run's own event file (``SummaryWriter.add_hparams`` would make a sub-run of its
+        own), and each metric is a scalar at ``step`` under its tag, which the experiment
+        names. Values that are not a number, a string or a bool are written as text."""
+        if not self.enabled:
+            return
+        metrics = {k: float(v) for k, v in metrics.items() if np.ndim(v) == 0}
+        summaries = _tensorboardx().summary.hparams(
+            {k: _hparam_value(v) for k, v in hparams.items()}, metrics)
+        with self._io(self._events_path()):
+            for summary in summaries:
+                self._tb._get_file_writer().add_summary(summary, int(step))
+            for k, v in metrics.items():
+                self._tb.add_scalar(k, v, int(step))
+            self._tb.flush()
+
     def histograms(self, step: int, arrays: dict[str, Any]) -> None:
         if self.enabled:
             with self._io(self._events_path()):
@@ -237,6 +264,11 @@ def _sync_events(tb):
     if direct is not None:
         events.add_event = direct
     return events
+
+
+def _hparam_value(v):
+    v = v.item() if hasattr(v, "item") else v
+    return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
 
 
 def _raw_file(events):
