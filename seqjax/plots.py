@@ -34,6 +34,10 @@ def run_dir_problem(workdir: str) -> str | None:
     """Why ``workdir`` cannot be read as a run or a sweep, or None when it can."""
     if any(os.path.isfile(os.path.join(workdir, f)) for f in (CONFIG_FILE, SWEEP_FILE)):
         return None
+    sweep_dir = os.path.dirname(os.path.normpath(workdir))
+    if os.path.isfile(os.path.join(sweep_dir, SWEEP_FILE)):
+        return (f"{workdir} has no config.json yet: this member of the sweep in {sweep_dir} has "
+                f"not started, or has just started; try again once it has")
     if not os.path.isdir(workdir):
         return (f"{workdir} is not a run directory: it does not exist (a run directory holds "
                 f"config.json, a sweep's sweep.json)")
