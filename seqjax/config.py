@@ -91,8 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.raw_dir = ""                  # local raw files (TFDS manual_dir)
-    c.data.data_dir = ""                 # where prepared datasets live; "": $TFDS_DATA_DIR, else
-                                         # data/tfds in a clone, else ~/tensorflow_datasets
+    c.data.data_dir = ""                 # prepared datasets; "": data.pipeline.default_data_dir()
 
     # Runs of one config with some fields changed, one after another, each in
     # <workdir>/<member name>. Mirrors the config's layout with lists as leaves:
