@@ -27,12 +27,13 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from seqjax import config as config_lib
-from seqjax import report, train
+from seqjax import launch, report, train
 from seqjax.tasks import TASKS
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file[:variant]",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for logs, checkpoints, figures")
+_LAUNCHER = launch.define_flag("launcher")  # a machine's setting: never in config.json
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -206,7 +207,7 @@ def main(argv):
         path = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "")
         _fail(f"cannot load --config={path}: {_last_line(config.__dict__['_error'])}")
     try:
-        train.train_and_evaluate(config, _WORKDIR.value)
+        train.train_and_evaluate(config, _WORKDIR.value, _LAUNCHER.value)
         if jax.process_index() == 0:  # one host draws the figures
             report.print_report(_WORKDIR.value)
     except train.TrainingInterrupted as e:

@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import sys
+import time
 from typing import Any, Callable
 
 import jax
@@ -23,6 +24,7 @@ import ml_collections
 
 from seqjax import config as config_lib
 from seqjax import rundir
+from seqjax.chrono import fmt_duration
 from seqjax.errors import NonFiniteLossError, SweepDivergedError
 from seqjax.writer import atomic_write
 
@@ -158,38 +160,155 @@ def _record_divergence(e: NonFiniteLossError, group_members, runs, is_main) -> d
     return records
 
 
+class SweepFailedError(SweepDivergedError):
+    """Some sweep members failed (an error other than NaN/Inf, or a job that died); the
+    other members ran to the end."""
+
+
+class _Progress:
+    """"member k of N" and the sweep's ETA: the wall time per member finished in this
+    session so far, times the members still to run (parallel jobs shorten it by
+    themselves: more members finish per second)."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.here = total, 0, 0
+        self.start = time.perf_counter()
+
+    def skip(self, names: list[str]) -> None:
+        self.done += len(names)
+        print(f"[sweep] {len(names)} of {self.total} members already finished, not rerun: "
+              f"{', '.join(names)}", flush=True)
+
+    def eta(self) -> str:
+        if not self.here:
+            return "known after the first member"
+        rate = (time.perf_counter() - self.start) / self.here
+        return f"~{fmt_duration(rate * (self.total - self.done))}"
+
+    def starting(self, names: list[str], label: str) -> None:
+        k = self.done + 1
+        which = f"member {k}" if len(names) == 1 else f"members {k}-{k + len(names) - 1}"
+        print(f"[sweep] {which} of {self.total}: {label} (eta for the sweep {self.eta()})",
+              flush=True)
+
+    def finished(self, names: list[str], label: str, how: str, announce: bool) -> None:
+        self.done += len(names)
+        self.here += len(names)
+        if announce:
+            print(f"[sweep] {self.done} of {self.total} members done: {label} {how} "
+                  f"(eta for the sweep {self.eta()})", flush=True)
+
+
+def finished_summaries(runs: list[Run]) -> list[dict] | None:
+    """The summaries of runs that all ended (summary.json at train.num_steps, same config,
+    no resume=False): a rerun of the sweep skips them. None if any has work left."""
+    out = []
+    for config, d in runs:
+        try:
+            with open(os.path.join(d, rundir.SUMMARY_FILE)) as f:
+                summary = json.load(f)
+            with open(os.path.join(d, rundir.CONFIG_FILE)) as f:
+                old = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            return None
+        if (not config.train.resume or summary.get("steps") != config.train.num_steps
+                or config_lib.diff(old, config.to_dict())):
+            return None
+        out.append(summary)
+    return out
+
+
+def _in_process(jobs, train_group, progress: _Progress):
+    """(job index, outcome) of each job, trained here one after another."""
+    for i, (runs, group_dir, label) in enumerate(jobs):
+        progress.starting([os.path.basename(d) for _, d in runs], label)
+        try:
+            out = {"summaries": train_group(runs, group_dir)}
+        except NonFiniteLossError as e:
+            out = {"diverged": e.diverged, "error": str(e)}
+        yield i, out
+
+
+def _record(out: dict, group_members, runs, is_main, summaries, failures, failed) -> str:
+    """One job's outcome into ``summaries``; returns how it ended."""
+    names = [name for name, _ in group_members]
+    if "summaries" in out:
+        summaries |= dict(zip(names, out["summaries"]))
+        return "finished"
+    if "diverged" in out:
+        # One diverging member must not cost the others: record it, go on, fail at the end.
+        print(f"error: {out['error']}\n(the sweep goes on with its other members)",
+              file=sys.stderr, flush=True)
+        failures.append(out["error"])
+        error = NonFiniteLossError(out["error"], diverged=out["diverged"])
+        summaries |= _record_divergence(error, group_members, runs, is_main)
+        return "stopped on NaN/Inf"
+    print(f"error: sweep member(s) {', '.join(names)} failed: {out['failed']} (log: "
+          f"{out['log']})\n(the sweep goes on with its other members)", file=sys.stderr,
+          flush=True)
+    failed.append(f"{', '.join(names)}: {out['failed']}")
+    summaries |= {name: {"failed": out["failed"], "error": out["failed"], "log": out["log"]}
+                  for name in names}
+    return "failed"
+
+
 def run_sweep(config, workdir: str, members: list[Member],
-              train_group: Callable[[list[Run], str | None], list[dict]]) -> dict:
+              train_group: Callable[[list[Run], str | None], list[dict]],
+              run_jobs: Callable | None = None) -> dict:
     """Every group of the sweep through ``train_group(runs, group_dir or None)``, which
-    returns one summary per run. A group that stops on NaN/Inf is recorded and the others
-    still run; ``SweepDivergedError`` at the end names the members that stopped."""
+    returns one summary per run, or, given ``run_jobs`` (seqjax.launch: ``local`` worker
+    processes or a ``slurm`` array job), as its jobs: ``run_jobs([(runs, group_dir)],
+    workdir)`` yields (job index, outcome) as they end. Groups whose members all finished earlier
+    are skipped. A group that stops on NaN/Inf (or, launched, fails) is recorded and the
+    others still run; ``SweepDivergedError`` at the end names the members that stopped."""
     is_main = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
     groups = sweep_groups(config, members)
     if is_main:
         _write_sweep_file(config, workdir, members, groups)
-    summaries, failures = {}, []
+    summaries, failures, failed, skipped, jobs = {}, [], [], [], []
+    progress = _Progress(len(members))
     for group, group_members in groups:
         runs = [(mc, os.path.join(workdir, name)) for name, mc in group_members]
+        done = finished_summaries(runs)
+        if done is not None:
+            summaries |= {name: s for (name, _), s in zip(group_members, done)}
+            skipped += [name for name, _ in group_members]
+            continue
         for _, d in runs:  # a rerun that gets further replaces an earlier divergence
             if os.path.exists(os.path.join(d, rundir.DIVERGED_FILE)) and is_main:
                 os.remove(os.path.join(d, rundir.DIVERGED_FILE))
-        try:
-            out = train_group(runs, group and os.path.join(workdir, group))
-            summaries |= {name: s for (name, _), s in zip(group_members, out)}
-        except NonFiniteLossError as e:
-            # One diverging member must not cost the others: record it, go on, fail at the end.
-            print(f"error: {e}\n(the sweep goes on with its other members)", file=sys.stderr,
-                  flush=True)
-            failures.append(str(e))
-            summaries |= _record_divergence(e, group_members, runs, is_main)
+        jobs.append((group, group_members, runs))
+    if skipped:
+        progress.skip(skipped)
+    launched = run_jobs is not None
+    specs = [(runs, group and os.path.join(workdir, group), group or group_members[0][0])
+             for group, group_members, runs in jobs]
+    outcomes = (run_jobs([s[:2] for s in specs], workdir) if launched
+                else _in_process(specs, train_group, progress))
+    for i, out in outcomes:
+        group, group_members, runs = jobs[i]
+        how = _record(out, group_members, runs, is_main, summaries, failures, failed)
+        progress.finished([n for n, _ in group_members], specs[i][2], how, launched)
+    order = [name for _, group_members in groups for name, _ in group_members]
+    summaries = {name: summaries[name] for name in order if name in summaries}
     if is_main:
         atomic_write(os.path.join(workdir, rundir.SUMMARY_FILE),
                      json.dumps({"members": summaries}, indent=2))
+    _raise_failures(summaries, failures, failed, workdir)
+    return {"members": summaries}
+
+
+def _raise_failures(summaries: dict, failures: list, failed: list, workdir: str) -> None:
+    names = [n for n, s in summaries.items() if "error" in s]
+    if failed:
+        raise SweepFailedError(
+            f"{len(names)} of {len(summaries)} sweep members failed or stopped on NaN/Inf ("
+            f"{', '.join(names)}); every other member ran to the end and its results are in "
+            f"{workdir}. Failed: {'; '.join(failed)}" + (
+                f". First NaN/Inf: {failures[0]}" if failures else ""))
     if failures:
-        names = [n for n, s in summaries.items() if "error" in s]
         raise SweepDivergedError(
             f"{len(names)} of {len(summaries)} sweep members stopped on NaN/Inf ("
             f"{', '.join(names)}); every other member ran to the end and its results are in "
             f"{workdir}. First failure: {failures[0]}")
-    return {"members": summaries}

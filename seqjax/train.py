@@ -48,7 +48,7 @@ import numpy as np
 import optax
 
 from seqjax import config as config_lib
-from seqjax import diagnostics, models, rundir, sharding, sweep, unroll
+from seqjax import diagnostics, launch, models, rundir, sharding, sweep, unroll
 from seqjax.checkpoint import STORAGE_ERRNOS, Checkpointer, storage_errno, storage_message
 from seqjax.chrono import Chrono, every, fmt_duration
 from seqjax.errors import (NonFiniteLossError, StorageError, SweepDivergedError,  # noqa: F401
@@ -685,8 +685,9 @@ class Trainer:
 # --------------------------------------------------------------------------- entry point
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-    """Train (and evaluate) ``config`` in ``workdir``; a sweep runs each member in a subdir.
+def train_and_evaluate(config, workdir: str, launcher=None) -> dict:
+    """Train (and evaluate) ``config`` in ``workdir``; a sweep runs each member in a subdir,
+    here or as jobs of ``launcher`` (``--launcher``, seqjax.launch; a single run ignores it).
 
     Returns the run's summary, or ``{"members": {name: summary}}`` for a sweep. The workdir
     is locked for the whole call: a second process on it stops with ``WorkdirInUse``.
@@ -698,7 +699,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
             return Trainer([(config, workdir)]).run()[0]
         config_lib.validate(config, get_task_class(config.task.name).config_defaults)
         return sweep.run_sweep(config, workdir, members,
-                               lambda runs, group_dir: Trainer(runs, group_dir).run())
+                               lambda runs, group_dir: Trainer(runs, group_dir).run(),
+                               launch.runner(launcher, sweep_job))
+
+
+def sweep_job(runs, group_dir) -> list[dict]:
+    """One launched job of a sweep, in its own process: a lone member as any run (with
+    its own workdir lock), a vmapped group through its Trainer."""
+    if group_dir is None:
+        return [train_and_evaluate(*runs[0])]
+    return Trainer(runs, group_dir).run()
 
 
 @contextlib.contextmanager
