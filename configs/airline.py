@@ -37,7 +37,7 @@ def forecast_config(dataset: str, window: int, season: int, variant: str, *, log
     c.task.log = log
     c.task.relative_inputs = relative_inputs
     c.task.scaling = "standard"       # mean and std of the training part only
-    c.data.data_dir = "data/tfds"     # relative to where you run (the repo root)
+    c.data.data_dir = ""              # default: $TFDS_DATA_DIR, else <clone>/data/tfds
     c.model.cell = "lstm"
     c.model.hidden = hidden
     c.train.optimizer = "adam"

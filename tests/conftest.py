@@ -15,6 +15,10 @@ if os.environ.get("SEQJAX_TEST_XLA_OPT") != "1":
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_backend_optimization_level=0").strip()
 
+# The command line's persistent compilation cache stays out of the user's home in tests
+# (the reliability drills give their children a cache of their own).
+os.environ.setdefault("SEQJAX_COMPILATION_CACHE", "off")
+
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
