@@ -67,4 +67,5 @@ def test_notebook_runs():
     facts = json.loads(nb.cells[-1].outputs[-1].text.strip().splitlines()[-1])
     assert facts["prefix"] == sys.prefix  # the kernel is this environment's Python
     assert os.path.samefile(facts["cwd"], os.path.join(ROOT, "notebooks"))
-    assert facts["mse"]["lstm"] < 0.05 < 0.15 < facts["mse"]["rnn"], facts["mse"]
+    # solved (the task's criterion, MSE < 0.05) vs near the 1/6 baseline
+    assert facts["mse"]["lstm"] < 0.05 and facts["mse"]["rnn"] > 0.1, facts["mse"]
