@@ -61,7 +61,8 @@ def test_notebook_runs():
     nb.cells.append(nbformat.v4.new_code_cell(
         "import json, sys\n"
         "print(json.dumps({'prefix': sys.prefix, 'cwd': os.getcwd(), 'mse': "
-        "{k: s['final_eval']['mse'] for k, s in summaries.items()}}))"))
+        "{k: s['final_eval']['mse'] for k, s in summaries.items()}}))\n"
+        "import shutil; shutil.rmtree(workdir)"))  # the notebook's run directories
     build.execute(nb, timeout=600)
     assert _images(nb) >= 2
     facts = json.loads(nb.cells[-1].outputs[-1].text.strip().splitlines()[-1])
