@@ -84,10 +84,13 @@ def locked(workdir: str):
             f"another --workdir.") from None
     try:
         stamp = datetime.datetime.now().isoformat(timespec="seconds")
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": stamp}).encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "started": stamp}).encode())
+            os.fsync(fd)
+        except OSError as e:  # a full disk: name the file
+            raise OSError(e.errno, e.strerror, path) from e
         yield path
     finally:
         fcntl.lockf(fd, fcntl.LOCK_UN)

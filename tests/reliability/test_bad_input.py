@@ -119,4 +119,4 @@ def test_bad_input_gives_one_clear_error(results, name):
     assert "step     1/" not in child.stdout  # nothing was trained
     if name == "workdir of another experiment":  # the other run's files are untouched
         assert json.loads((workdir / "config.json").read_text())["model"]["cell"] == "lstm"
-        assert sorted(p.name for p in workdir.iterdir()) == ["config.json"]
+        assert sorted(p.name for p in workdir.iterdir()) == ["config.json", "run.lock"]

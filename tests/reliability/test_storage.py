@@ -42,8 +42,9 @@ def runs(reference, cache_dir, tmp_path_factory):
     # Room for config/metrics/events and one and a half checkpoints (measured on the
     # reference run): the first checkpoint is written, the second runs out of space.
     ckpt = pages(Path(reference["a"]["workdir"]) / "checkpoints" / "40")
-    disks = {"metrics-full": (4, False),  # one page: config.json fits, metrics.jsonl not
-             "checkpoint-full": (4 * (3 + ckpt + ckpt // 2), False),
+    # (the workdir's run.lock takes one page too)
+    disks = {"metrics-full": (8, False),  # two pages: run.lock and config.json fit, metrics not
+             "checkpoint-full": (4 * (4 + ckpt + ckpt // 2), False),
              "read-only": (64, True)}
     mounted, why = [], None
     for name, (kib, read_only) in disks.items():
