@@ -155,8 +155,8 @@ def runner(launcher, train_job: Callable) -> Callable | None:
 def run_jobs(launcher, train_job: Callable, jobs: list[tuple[list, str | None]],
              workdir: str) -> Iterator[tuple[int, dict]]:
     """Runs ``train_job`` on each of ``jobs`` ([(runs, group_dir)]) with ``launcher``;
-    yields (job index, outcome) in the order they finish. SIGTERM/SIGINT: the running jobs are told to checkpoint and
-    stop, then ``SweepInterrupted``."""
+    yields (job index, outcome) in the order they finish. SIGTERM/SIGINT: the running jobs
+    are told to checkpoint and stop, then ``SweepInterrupted``."""
     folder = launcher.folder or os.path.join(workdir, "launcher")
     running: dict = {}
     received: list[int] = []
@@ -180,13 +180,21 @@ def _local(launcher, train_job, jobs, folder, running, received):
     executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
     workers = local_workers(launcher)
     shares = core_shares(workers)
+    print(f"[sweep] {len(jobs)} job(s), {workers} at a time, cores {shares} (logs in "
+          f"{folder})", flush=True)
     free, pending = list(range(workers)), list(enumerate(jobs))
     while (pending and not received) or running:
         while pending and free and not received:
             slot = free.pop(0)
             index, (runs, group_dir) = pending.pop(0)
-            running[executor.submit(group_job, train_job, runs, group_dir,
-                                    shares[slot])] = (index, slot)
+            # SIGINT ignored while submitting: the job's controller inherits that, so a
+            # Ctrl-C reaches the trainer alone and lets it save (the controller would kill it)
+            handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                job = executor.submit(group_job, train_job, runs, group_dir, shares[slot])
+            finally:
+                signal.signal(signal.SIGINT, handler)
+            running[job] = (index, slot)
         if received:
             _stop_local(running)
             return
@@ -197,14 +205,39 @@ def _local(launcher, train_job, jobs, folder, running, received):
             yield index, outcome(job)
 
 
-def _stop_local(running: dict) -> None:
-    """SIGTERM to each job (submitit's controller forwards it; the trainer checkpoints)."""
-    for job in running:
-        if job._process is not None and job._process.poll() is None:
-            job._process.send_signal(signal.SIGTERM)
-    for job in running:
-        if job._process is not None:
-            job._process.wait()
+def _stop_local(running: dict, grace_s: float = 60.0) -> None:
+    """Each job told to checkpoint and stop: SIGTERM to its submitit controller, which
+    forwards it (a second signal, such as the Ctrl-C the job got too, is then ignored by
+    the job: submitit's handlers). A job not yet in its training loop ignores it; after
+    ``grace_s`` what still runs is killed (its last periodic checkpoint stays)."""
+    processes = [job._process for job in running if job._process is not None]
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(p.poll() is None for p in processes):
+        time.sleep(0.2)
+    for process in processes:
+        if process.poll() is None:
+            _kill_tree(process.pid)
+            process.wait()
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL to ``pid`` and its descendants (Linux: /proc/<pid>/task/*/children)."""
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else []:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    for child in children:
+        _kill_tree(child)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _slurm(launcher, train_job, jobs, folder, running, received):

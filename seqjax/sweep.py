@@ -6,7 +6,9 @@ runs every combination, each member logging into ``workdir/<member>``. Members t
 only in fields that change array values, not shapes (``VMAPPABLE``: seed, learning rate,
 forget bias, recurrent scale), can train together as ONE compiled program under
 ``jax.vmap`` (their shared checkpoints live in ``workdir/<group>``); the others run one
-after another. How a group is trained is the caller's (``seqjax.train``) business.
+after another. How a group is trained is the caller's (``seqjax.train``) business, and so
+is where: here, one group after another, or as jobs of a launcher (``seqjax.launch``:
+worker processes, a SLURM array job) whose outcomes are recorded here as they arrive.
 """
 
 from __future__ import annotations
