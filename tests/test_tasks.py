@@ -11,7 +11,7 @@ from seqjax.config import base_config
 from seqjax.tasks import SUCCESS, TASKS, get_task_class
 from seqjax.tasks.adding import adding_batch
 from seqjax.tasks.base import task_settings
-from seqjax.tasks.copy import copy_batch
+from seqjax.tasks.copy_memory import copy_batch
 from seqjax.tasks.temporal_order import END, START, X, Y, temporal_order_batch
 
 

@@ -4,7 +4,7 @@ interface); ``SUCCESS`` maps a metric to the bound that counts as solving a task
 
 from seqjax.tasks.adding import AddingTask
 from seqjax.tasks.caption import CaptionFlickr8kTask, CaptionMnistTask
-from seqjax.tasks.copy import CopyTask
+from seqjax.tasks.copy_memory import CopyTask
 from seqjax.tasks.forecast import ForecastTask
 from seqjax.tasks.frames import FramesTask
 from seqjax.tasks.imdb import ImdbTask
