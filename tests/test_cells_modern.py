@@ -1,4 +1,4 @@
-"""Issue 8 cells (minGRU, minLSTM, LRU, LIF) and the parallel (associative-scan) unroll.
+"""The newer cells (minGRU, minLSTM, LRU, LIF) and the parallel (associative-scan) unroll.
 
 References: each step against its equations in numpy; lax.scan against the Python loop
 (``unroll_reference``); the parallel unroll against lax.scan; finite differences in float64;

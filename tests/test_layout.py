@@ -57,3 +57,8 @@ def test_cli_runs_a_config_from_outside_the_clone(tmp_path, where):
         env=dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "final numbers:" in out.stdout and (tmp_path / "run" / "sweep.json").exists()
+
+
+def test_no_module_is_named_like_a_stdlib_module():
+    names = {p.stem for p in (ROOT / "seqjax").rglob("*.py")} - {"__init__"}
+    assert not names & set(sys.stdlib_module_names)
