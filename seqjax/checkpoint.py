@@ -116,10 +116,13 @@ def _no_restore_message(directory: str, failures, log_path: str) -> str:
 
 class _DetailsTo:
     """Within the block, library tracebacks (orbax's unawaited coroutines, reported when
-    they are collected) and the restore errors go to a log file instead of stderr."""
+    they are collected) and the restore errors go to a log file instead of stderr. After a
+    failed restore, the coroutines of the failed reads may be collected later still (as the
+    process exits): the hook then stays, sending those to the log and anything else to the
+    hook it replaced."""
 
     def __init__(self, path: str):
-        self.path, self._previous = path, None
+        self.path, self._previous, self.failed = path, None, False
 
     def _write(self, text: str) -> None:
         try:
@@ -129,21 +132,26 @@ class _DetailsTo:
             pass
 
     def exception(self, what: str, e: BaseException) -> None:
+        self.failed = True
         stamp = datetime.datetime.now().isoformat(timespec="seconds")
         self._write(f"[{stamp}] {what} does not restore:\n" +
                     "".join(traceback.format_exception(e)))
 
     def _unraisable(self, unraisable) -> None:
+        if self._depth == 0 and "coroutine" not in repr(unraisable.object):
+            return self._previous(unraisable)
         self._write(f"{unraisable.err_msg or 'Exception ignored in'}: {unraisable.object!r}\n" +
                     "".join(traceback.format_exception(unraisable.exc_value)))
 
     def __enter__(self):
-        self._previous, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        self._previous, sys.unraisablehook, self._depth = sys.unraisablehook, self._unraisable, 1
         return self
 
     def __exit__(self, *exc):
-        gc.collect()  # the failed reads' coroutines report here, into the log
-        sys.unraisablehook = self._previous
+        gc.collect()  # most of the failed reads' coroutines report here, into the log
+        self._depth = 0
+        if not self.failed:
+            sys.unraisablehook = self._previous
 
 
 class Checkpointer:
