@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -88,6 +90,7 @@ def test_sigterm_on_one_host_stops_both_at_the_same_step(tmp_path):
     assert (workdir / "checkpoints" / stops[0].group(1)).is_dir()
 
 
+@pytest.mark.slow  # two more host processes; the lock itself is drilled in tests/reliability/test_workdir.py
 def test_a_busy_workdir_stops_every_host(tmp_path):
     from seqjax import rundir
     workdir = tmp_path / "run"

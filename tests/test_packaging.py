@@ -69,6 +69,7 @@ cli.run()
 """
 
 
+@pytest.mark.slow  # a whole CLI run; the core-only import is tested by default
 def test_a_synthetic_config_runs_with_the_train_extra_alone(tmp_path):
     """``pip install seqjax[train]`` runs seqjax-train on the synthetic tasks: no TFDS, grain,
     sacrebleu, TensorFlow or torch is imported."""

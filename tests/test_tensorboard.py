@@ -108,6 +108,7 @@ def test_metrics_jsonl_holds_neither_learning_rate_nor_hparams(warmup_run):
     assert not [k for k in keys if k.startswith("hparams/")]
 
 
+@pytest.mark.slow  # a vmapped sweep's compile; one run covers the default suite
 def test_each_member_of_a_vmapped_group_logs_its_own(vmapped_sweep):
     assert len(vmapped_sweep) == 2
     for member, peak in zip(vmapped_sweep, (1e-3, 3e-3)):

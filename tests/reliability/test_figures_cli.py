@@ -67,6 +67,7 @@ def test_run_that_has_just_started(module, tmp_path):
                      "try again shortly")
 
 
+@pytest.mark.slow  # trains three runs
 def test_comparison_needs_out_and_one_metric(runs, tmp_path):
     a, b = runs / "lstm", runs / "order"
     assert_one_error(cli("experiments.figures", a, b), "--out")
@@ -76,6 +77,7 @@ def test_comparison_needs_out_and_one_metric(runs, tmp_path):
     assert not (tmp_path / "cmp").exists() and not (a / "figures").exists()
 
 
+@pytest.mark.slow  # trains three runs
 def test_comparison_of_two_cells_goes_to_out_with_distinct_labels(runs, tmp_path):
     dirs = [runs / "lstm", runs / "lstm again", runs / "gru"]
     out = tmp_path / "cmp"
@@ -88,6 +90,7 @@ def test_comparison_of_two_cells_goes_to_out_with_distinct_labels(runs, tmp_path
                       "GRU"]
 
 
+@pytest.mark.slow  # trains three runs
 def test_report_quotes_a_logdir_with_spaces(runs, capsys):
     report.print_report(str(runs / "lstm again"))
     assert f"tensorboard --logdir '{runs / 'lstm again'}'" in capsys.readouterr().out
