@@ -49,13 +49,13 @@ def test_cli_runs_a_config_from_outside_the_clone(tmp_path):
     cwd = tmp_path
     code = "import sys; from seqjax import cli; sys.argv[0] = 'seqjax-train'; cli.run()"
     out = subprocess.run(
-        [sys.executable, "-c", code, f"--config={ROOT / 'configs' / 'vanishing.py'}:smoke",
+        [sys.executable, "-c", code, f"--config={ROOT / 'configs' / 'temporal_order.py'}:smoke",
          f"--workdir={tmp_path / 'run'}", "--config.train.num_steps=2",
          "--config.train.diagnostics_every=0"],
         cwd=cwd, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu"))
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "final numbers:" in out.stdout and (tmp_path / "run" / "sweep.json").exists()
+    assert "final numbers:" in out.stdout and (tmp_path / "run" / "summary.json").exists()
 
 
 def test_no_module_is_named_like_a_stdlib_module():
