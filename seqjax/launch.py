@@ -26,7 +26,8 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-from seqjax.errors import NonFiniteLossError, TrainingInterrupted
+from seqjax import sweep
+from seqjax.errors import TrainingInterrupted
 
 KINDS = ("inprocess", "local", "slurm")
 LOCAL_TIMEOUT_MIN = 60 * 24 * 365        # a local job has no time limit but the user's
@@ -96,16 +97,12 @@ def pin(cores: list[int]) -> None:
 def group_job(train_job: Callable, runs: list[tuple[Any, str]], group_dir: str | None,
               cores: list[int] | None) -> dict:
     """One job, in its own process: ``train_job(runs, group_dir)`` (seqjax.train.sweep_job)
-    on ``cores``. Returns {"summaries": [...]} or, on NaN/Inf, {"diverged": {dir: step},
-    "error": message}; anything else raises (and reaches the parent through submitit).
-    Unpickling ``train_job`` imported jax, but XLA's backend starts only at the first
-    computation, after ``pin``."""
+    on ``cores``, its outcome as ``sweep.job_outcome`` gives it (anything but NaN/Inf
+    raises, and reaches the parent through submitit). Unpickling ``train_job`` imported jax,
+    but XLA's backend starts only at the first computation, after ``pin``."""
     if cores:
         pin(cores)
-    try:
-        return {"summaries": train_job(runs, group_dir)}
-    except NonFiniteLossError as e:
-        return {"diverged": e.diverged, "error": str(e)}
+    return sweep.job_outcome(train_job, runs, group_dir)
 
 
 # --------------------------------------------------------------------------- in the parent

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from seqjax.rundir import (CHECKPOINTS_DIR, CONFIG_FILE, DIVERGED_FILE, HIDDEN_NORMS, LOCK_FILE,
                            METRICS_FILE, SWEEP_FILE)
 from seqjax.tasks import SUCCESS  # what counts as solved, defined by each task
-from seqjax.writer import read_metrics
+from seqjax.writer import log10_norms, read_metrics
 
 
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, dpi=None, layout=None, **kwargs):
@@ -103,16 +103,8 @@ def diagnostics_matrix(rows: list[dict]):
     return np.asarray(steps), np.asarray(mat, dtype=np.float64)
 
 
-def _log_norms(mat):
-    """log10 of gradient norms; overflowed (inf/nan) entries become nan (drawn blank)."""
-    mat = np.asarray(mat, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logm = np.log10(np.maximum(mat, 1e-30))
-    return np.where(np.isfinite(logm), logm, np.nan)
-
-
 def _draw_heatmap(ax, steps, mat, title):
-    logm = _log_norms(mat)
+    logm = log10_norms(mat)
     im = ax.imshow(logm, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
                    extent=(-0.5, mat.shape[1] - 0.5, -0.5, len(steps) - 0.5))
     ticks = np.linspace(0, len(steps) - 1, min(6, len(steps))).round().astype(int)
@@ -219,7 +211,7 @@ def heatmaps(runs, path: str) -> str:
     fig, axes = _subplots(1, max(1, len(runs)), figsize=(4.8 * max(1, len(runs)), 3.6),
                              squeeze=False, layout="constrained")
     mats = [diagnostics_matrix(r["rows"]) for r in runs]
-    finite = [f[np.isfinite(f)] for f in (_log_norms(m) for _, m in mats)]
+    finite = [f[np.isfinite(f)] for f in (log10_norms(m) for _, m in mats)]
     vmin = min((f.min() for f in finite if f.size), default=0.0)
     vmax = max((f.max() for f in finite if f.size), default=1.0)
     im = None

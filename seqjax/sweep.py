@@ -169,7 +169,7 @@ class SweepFailedError(SweepDivergedError):
 
 class _Progress:
     """"member k of N" and the sweep's ETA: the wall time per member finished in this
-    session so far, times the members still to run (parallel jobs shorten it by
+    process so far, times the members still to run (parallel jobs shorten it by
     themselves: more members finish per second)."""
 
     def __init__(self, total: int):
@@ -220,15 +220,20 @@ def finished_summaries(runs: list[Run]) -> list[dict] | None:
     return out
 
 
+def job_outcome(train_group, runs: list[Run], group_dir: str | None) -> dict:
+    """One job's outcome as ``run_sweep`` records it: {"summaries": [...]} or, on NaN/Inf,
+    {"diverged": {dir: step}, "error": message}; anything else raises."""
+    try:
+        return {"summaries": train_group(runs, group_dir)}
+    except NonFiniteLossError as e:
+        return {"diverged": e.diverged, "error": str(e)}
+
+
 def _in_process(jobs, train_group, progress: _Progress):
     """(job index, outcome) of each job, trained here one after another."""
     for i, (runs, group_dir, label) in enumerate(jobs):
         progress.starting([os.path.basename(d) for _, d in runs], label)
-        try:
-            out = {"summaries": train_group(runs, group_dir)}
-        except NonFiniteLossError as e:
-            out = {"diverged": e.diverged, "error": str(e)}
-        yield i, out
+        yield i, job_outcome(train_group, runs, group_dir)
 
 
 def _record(out: dict, group_members, runs, is_main, summaries, failures, failed) -> str:

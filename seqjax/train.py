@@ -65,8 +65,6 @@ RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.eval_every",
                      # performance knobs: the same maths (tested equal), other speed/memory
                      "model.impl", "model.remat", "model.unroll", "model.hoist")
 DIAGNOSTICS_EXAMPLES = 64
-DIVERGED_FILE = rundir.DIVERGED_FILE
-run_dirs = rundir.run_dirs
 
 
 @flax.struct.dataclass

@@ -281,14 +281,20 @@ _VIRIDIS = np.array([[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], 
                      [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]], np.float64)
 
 
+def log10_norms(mat) -> np.ndarray:
+    """log10 of gradient norms (floored at 1e-30); overflowed (inf/nan) entries become nan."""
+    mat = np.asarray(mat, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logm = np.log10(np.maximum(mat, 1e-30))
+    return np.where(np.isfinite(logm), logm, np.nan)
+
+
 def heatmap_rgb(steps, mat, min_size: int = 256) -> np.ndarray:
     """An RGB image (H, W, 3) uint8 of log10 ‖∂L/∂h_t‖ over (training step, t), for
     TensorBoard: t runs left to right, training steps bottom to top, viridis from the
     smallest (dark) to the largest (yellow) finite value; overflowed entries are black.
     Drawn with numpy alone, so training never loads a plotting library."""
-    mat = np.asarray(mat, np.float64).reshape(len(steps), -1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logm = np.log10(np.maximum(mat, 1e-30))
+    logm = log10_norms(np.asarray(mat, np.float64).reshape(len(steps), -1))
     finite = np.isfinite(logm)
     lo, hi = (logm[finite].min(), logm[finite].max()) if finite.any() else (0.0, 1.0)
     u = np.where(finite, (logm - lo) / max(hi - lo, 1e-12), 0.0) * (len(_VIRIDIS) - 1)

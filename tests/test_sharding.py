@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from seqjax import config as config_lib, sharding, sweep, train
+from seqjax import config as config_lib, rundir, sharding, sweep, train
 from seqjax.writer import read_metrics
 
 RTOL = 1e-4
@@ -150,11 +150,11 @@ def test_a_diverging_sweep_member_does_not_stop_the_others(tmp_path):
                        r"NaN/Inf \(huge_lr-seq_len=6, clipped-seq_len=6\); every other member "
                        r"ran to the end"):
         train.train_and_evaluate(c, str(tmp_path))
-    diverged = json.load(open(tmp_path / "huge_lr-seq_len=6" / train.DIVERGED_FILE))
+    diverged = json.load(open(tmp_path / "huge_lr-seq_len=6" / rundir.DIVERGED_FILE))
     assert diverged["diverged_at"] >= 1 and "NaN/Inf" in diverged["error"]
     # the advice fits the config: clipping when there was none, a tighter clip when there was
     assert "Try gradient clipping (--config.train.grad_clip=1.0)" in diverged["error"]
-    clipped = json.load(open(tmp_path / "clipped-seq_len=6" / train.DIVERGED_FILE))["error"]
+    clipped = json.load(open(tmp_path / "clipped-seq_len=6" / rundir.DIVERGED_FILE))["error"]
     assert "Try a tighter gradient clip (now 1)" in clipped
     assert json.load(open(tmp_path / "LSTM-seq_len=6" / "summary.json"))["steps"] == 6
     table = plots.sweep_table(plots.load_sweep(str(tmp_path)))
