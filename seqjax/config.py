@@ -15,7 +15,7 @@ import ml_collections
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
-MODEL_KINDS = ("recurrent", "feedforward")
+MODEL_KINDS = ("recurrent", "feedforward", "bow")  # the keys of seqjax.models.MODELS
 HOIST_CHOICES = ("auto", "on", "off")
 SPIKE_ENCODINGS = ("none", "rate", "latency")
 VMAP_SWEEP_CHOICES = ("auto", "on", "off")
@@ -33,7 +33,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.task.eval_size = 1024    # examples in the fixed evaluation set
 
     c.model = ml_collections.ConfigDict()
-    c.model.kind = "recurrent"  # or "feedforward": the one-to-one baseline on the flat sequence
+    c.model.kind = "recurrent"  # or "feedforward": the one-to-one baseline on the flat sequence;
+                                # "bow": mean word embedding → linear (blind to word order)
     c.model.cell = "lstm"
     c.model.hidden = 64
     c.model.layers = 1

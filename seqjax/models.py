@@ -1,4 +1,5 @@
-"""flax.linen modules around the pure recurrent core: embeddings, heads, baselines.
+"""flax.linen modules around the pure recurrent core: embeddings, heads, baselines
+(feed-forward on the flat sequence; bag of words, blind to word order).
 
 The recurrent parameters inside these modules are exactly the pure cell's pytree
 (``params["core"]["layer0"]`` is what ``cell.init`` returns), so everything in
@@ -171,13 +172,54 @@ class FeedForward(nn.Module):
         return nn.Dense(T * self.spec.output_dim, name="head")(h).reshape(B, T, -1)
 
 
+class BagOfWords(nn.Module):
+    """The order-blind baseline: the mean embedding of a text's words, then a linear head.
+
+    With c_v = #{t < length : token_t = v} (the review's word counts) and n = Σ_v c_v,
+
+        features = (Σ_v c_v · E[v]) / n,    logits = features · W + b.
+
+    The counts are integers (exact whatever the order of the words), and the sum over v
+    runs in vocabulary order, so permuting a text's words gives bit-identical outputs, and
+    tokens past ``lengths`` count for nothing. Token inputs and ``readout="last"`` only;
+    ``model.hidden``, ``layers``, ``cell`` and ``dropout`` are not used.
+    """
+
+    spec: InputSpec
+    model_config: Any
+
+    @nn.compact
+    def __call__(self, batch, probes=None, train: bool = False):
+        if self.spec.kind != "tokens":
+            raise ValueError(f"model.kind='bow' needs token inputs; this task's inputs are "
+                             f"{self.spec.kind!r}")
+        if self.spec.readout != "last":
+            raise ValueError(f"model.kind='bow' gives one output per sequence (readout 'last'); "
+                             f"this task needs readout {self.spec.readout!r}")
+        tokens_BxT = batch["inputs"]
+        B, T = tokens_BxT.shape
+        embed = nn.Embed(self.spec.dim, self.model_config.embed_dim, name="embed")
+        table_VxE = embed.embedding
+        lengths = batch.get("lengths")
+        valid_BxT = (jnp.ones((B, T), table_VxE.dtype) if lengths is None
+                     else U.valid_mask(lengths, T).astype(table_VxE.dtype))
+        rows_BxT = jnp.broadcast_to(jnp.arange(B)[:, None], (B, T))
+        counts_BxV = jnp.zeros((B, self.spec.dim), table_VxE.dtype).at[
+            rows_BxT, tokens_BxT].add(valid_BxT)
+        n_Bx1 = jnp.maximum(jnp.sum(counts_BxV, axis=1, keepdims=True), 1.0)
+        features_BxE = (counts_BxV @ table_VxE) / n_Bx1
+        return nn.Dense(self.spec.output_dim, name="head")(features_BxE)
+
+
+MODELS = {"recurrent": SequenceModel, "feedforward": FeedForward, "bow": BagOfWords}
+
+
 def build_model(model_config, spec: InputSpec) -> nn.Module:
-    """The module for ``model.kind`` ("recurrent" or "feedforward")."""
-    if model_config.kind == "feedforward":
-        return FeedForward(spec=spec, model_config=model_config)
-    if model_config.kind == "recurrent":
-        return SequenceModel(spec=spec, model_config=model_config)
-    raise ValueError(f"unknown model.kind {model_config.kind!r}; allowed: feedforward, recurrent")
+    """The module for ``model.kind``, a key of ``MODELS`` ("recurrent", "feedforward", "bow")."""
+    if model_config.kind not in MODELS:
+        raise ValueError(f"unknown model.kind {model_config.kind!r}; allowed: "
+                         f"{', '.join(sorted(MODELS))}")
+    return MODELS[model_config.kind](spec=spec, model_config=model_config)
 
 
 def probe_shape(model_config, batch) -> tuple[int, int, int] | None:

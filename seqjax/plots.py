@@ -64,6 +64,8 @@ def load_run(workdir: str) -> dict:
     m = config["model"]
     if m["kind"] == "feedforward":
         label = "feed-forward"
+    elif m["kind"] == "bow":
+        label = "bag of words"
     elif m["cell"] == "lstm":
         label = f"LSTM (forget bias {m['forget_bias']:g})"
     elif m["cell"] == "rnn" and m["recurrent_init"] == "identity" and m["activation"] == "relu":
