@@ -4,6 +4,7 @@ interface); ``SUCCESS`` maps a metric to the bound that counts as solving a task
 
 from seqjax.tasks.adding import AddingTask
 from seqjax.tasks.caption import CaptionFlickr8kTask, CaptionMnistTask
+from seqjax.tasks.char_lm import CharLMTask
 from seqjax.tasks.copy_memory import CopyTask
 from seqjax.tasks.forecast import ForecastTask
 from seqjax.tasks.frames import FramesTask
@@ -16,6 +17,7 @@ TASKS = {t.name: t for t in (
     AddingTask, TemporalOrderTask, CopyTask,                             # synthetic
     CaptionMnistTask, CaptionFlickr8kTask, TranslateTask, FramesTask,    # one/many-to-many
     SequentialMnistTask, ImdbTask, ForecastTask,                         # real data, TFDS
+    CharLMTask,                                                          # stateful, TBPTT
 )}
 
 # {metric: (op, bound)}: a run whose final eval has ``metric`` succeeded when ``value op bound``
