@@ -54,7 +54,7 @@ from seqjax.chrono import Chrono, every, fmt_duration
 from seqjax.errors import (NonFiniteLossError, StorageError, SweepDivergedError,  # noqa: F401
                            TrainingInterrupted, WorkdirInUse)
 from seqjax.tasks import get_task_class
-from seqjax.writer import Writer, atomic_write, heatmap_rgb, read_metrics
+from seqjax.writer import Writer, atomic_write, heatmap_rgb, read_metrics, write_step_section
 
 # Fields that may change between a run and its resumption: they change what is logged or
 # how long it runs, not the trajectory.
@@ -75,6 +75,8 @@ class TrainState:
     rng: jax.Array              # raw key data of the dropout key (folded with the step)
     nonfinite_steps: jax.Array  # steps whose loss/gradient was NaN/Inf (skipped)
     first_nonfinite: jax.Array  # the first such step (1-based), -1 if none
+    carry: Any = None           # stateful tasks (truncated BPTT): the recurrent state the
+                                # next batch starts from; None for every other task
 
 
 def make_optimizer(t) -> optax.GradientTransformation:
@@ -138,7 +140,9 @@ def train_step(state: TrainState, batch, *, model, task, tx):
     """One update: (new state, metrics). A NaN/Inf loss or gradient leaves the parameters
     and optimizer state as they were, and is counted in the state."""
     key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-    (loss, (metrics, _)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    if state.carry is not None:  # truncated BPTT: the state enters as data, so no gradient
+        batch = batch | {"carry": jax.lax.stop_gradient(state.carry)}  # crosses the window
+    (loss, (metrics, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, batch, key, model=model, task=task, train=True)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
@@ -155,6 +159,9 @@ def train_step(state: TrainState, batch, *, model, task, tx):
         nonfinite_steps=state.nonfinite_steps + (~finite).astype(jnp.int32),
         first_nonfinite=jnp.where((state.first_nonfinite < 0) & ~finite, step,
                                   state.first_nonfinite))
+    if state.carry is not None:  # a NaN/Inf step restarts the streams from zeros
+        state = state.replace(carry=jax.tree.map(
+            lambda c: jnp.where(finite, c, jnp.zeros_like(c)), out["carry"]))
     return state, {"loss": loss, "grad_norm": grad_norm} | metrics
 
 
@@ -322,10 +329,15 @@ def _learning_rates(members, opt_state) -> list[float]:
             for (mc, _), c in zip(members, counts, strict=True)]
 
 
-def _write_examples(writer, step, examples):
+def _write_examples(writer, step, examples, files: dict[str, str]):
+    """TensorBoard text and images; the text of each tag in ``files`` (the task's
+    ``example_files``) also goes into ``<workdir>/figures/<file>``, a section per step."""
     for tag, value in examples.items():
         if isinstance(value, str):
             writer.text(step, tag, value)
+            if tag in files and writer.enabled:
+                write_step_section(os.path.join(writer.workdir, rundir.FIGURES_DIR,
+                                                files[tag]), step, value)
         else:
             writer.image(step, tag, np.asarray(value))
 
@@ -366,6 +378,9 @@ class Program:
                            if not self.custom_model else
                            getattr(self.task, "probe_shape", lambda b: None)(self.diag_batch))
         self.data_per_member = self.vmapped and len({c.seed for c, _ in runs}) > 1
+        if config.train.tbptt and not hasattr(self.task, "initial_carry"):
+            raise ValueError(f"train.tbptt={config.train.tbptt} needs a stateful task (char_lm); "
+                             f"task {config.task.name!r} reads whole sequences: set it to 0")
 
     def _model(self, config):
         model_config = ml_collections.ConfigDict(config.model.to_dict())
@@ -388,7 +403,9 @@ class Program:
                           opt_state=make_optimizer(config.train).init(params),
                           rng=jax.random.key_data(jax.random.fold_in(root, 2)),
                           nonfinite_steps=jnp.array(0, jnp.int32),
-                          first_nonfinite=jnp.array(-1, jnp.int32))
+                          first_nonfinite=jnp.array(-1, jnp.int32),
+                          carry=(self.task.initial_carry(params)
+                                 if hasattr(self.task, "initial_carry") else None))
 
     # ---- helpers over members
 
@@ -420,7 +437,8 @@ class Program:
             for m, (mm, mo) in enumerate(zip(self.split(metrics), self.split(out))):
                 rows[m].append(mm)
                 if i == 0:
-                    examples[m] = self.task.examples(np.asarray(mo), jax.device_get(batch))
+                    examples[m] = self.task.examples(jax.tree.map(np.asarray, mo),
+                                                     jax.device_get(batch))
         w = np.asarray(sizes, np.float64) / sum(sizes)
         results = []
         for m, member_params in enumerate(self.split(params)):
@@ -647,7 +665,7 @@ class Trainer:
         base = self.p.task.baseline()
         for m, (metrics, examples) in enumerate(results):
             rows[m] |= {f"eval/{k}": v for k, v in metrics.items()}
-            _write_examples(self.writers[m], step, examples)
+            _write_examples(self.writers[m], step, examples, getattr(self.p.task, "example_files", {}))
             shown = "  ".join(f"{k} {v:.4g}" + (f" (baseline {base[k]:.4g})" if k in base
                                                  else "") for k, v in metrics.items())
             print(f"[{self.names[m]}]   eval @ {step}: {shown}", flush=True)

@@ -56,6 +56,24 @@ def atomic_write(path: str, text: str) -> None:
             os.remove(tmp)
 
 
+_SECTION = "## step {step}\n\n"
+
+
+def write_step_section(path: str, step: int, text: str) -> None:
+    """Append ``text`` to the markdown file ``path`` as the section ``## step <step>``; the
+    sections of this step and later ones already there (written before a restart resumed
+    from an earlier checkpoint) are dropped first, so the file reads as one run's."""
+    kept = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for part in f.read().split("## step ")[1:]:
+                head = part.split("\n", 1)[0]
+                if head.isdigit() and int(head) < step:
+                    kept.append("## step " + part)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    atomic_write(path, "".join(kept) + _SECTION.format(step=step) + text.rstrip() + "\n\n")
+
+
 def _fsync_dir(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
