@@ -33,8 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.task.eval_size = 1024    # examples in the fixed evaluation set
 
     c.model = ml_collections.ConfigDict()
-    c.model.kind = "recurrent"  # or "feedforward": the one-to-one baseline on the flat sequence;
-                                # "bow": mean word embedding → linear (blind to word order)
+    c.model.kind = "recurrent"  # "feedforward": MLP on the flat sequence; "bow": mean word embedding
     c.model.cell = "lstm"
     c.model.hidden = 64
     c.model.layers = 1
