@@ -27,6 +27,8 @@ Measured here: docs/char_lm.md.
 
 from seqjax.config import base_config
 
+VARIANTS = ("smoke", "cpu", "gru", "rnn", "tbptt10", "tbptt50", "tbptt200", "pt", "pt_rnn", "gpu",
+            "tpu")
 # the tanh RNN and GRU widths that give the LSTM's 1.22 M parameters (embedding 64, 65 chars)
 EQUAL_PARAMS_HIDDEN = {"lstm": 512, "gru": 600, "rnn": 1040}
 
@@ -56,11 +58,11 @@ def get_config(variant: str = "cpu"):
     c.train.checkpoint_every = 500
     c.train.log_every = 50
     if variant == "smoke":
-        c.task.eval_streams = 2
+        c.task.eval_streams = 8
         c.task.sample_length = 20
         c.model.embed_dim = 8
         c.model.hidden = 16
-        c.train.batch_size = 4
+        c.train.batch_size = 8
         c.train.tbptt = 8
         c.train.num_steps = 6
         c.train.eval_every = 3

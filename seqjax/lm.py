@@ -43,7 +43,8 @@ def initial_carries(cell, params, batch: int) -> dict[str, Any]:
 
 
 def head(params, h: jax.Array) -> jax.Array:
-    return h @ params["head"]["kernel"] + params["head"]["bias"]
+    bias = params["head"]["bias"]
+    return h @ params["head"]["kernel"] + bias.reshape((1,) * (h.ndim - 1) + bias.shape)
 
 
 def recurrent(cell, params, x_BxTxD, carries=None, *, probes_BxT1xH=None,
