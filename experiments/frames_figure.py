@@ -21,21 +21,15 @@ def frame_accuracy(run_dir: str) -> tuple[str, np.ndarray, np.ndarray]:
     """(cell name, accuracy per frame (T,), fraction of occluded videos per frame (T,))."""
     import jax
     import ml_collections
-    import orbax.checkpoint as ocp
 
     from seqjax import models
+    from seqjax.checkpoint import latest_params
     from seqjax.tasks import get_task_class
 
     with open(os.path.join(run_dir, "config.json")) as f:
         config = ml_collections.ConfigDict(json.load(f))
     task = get_task_class(config.task.name)(config)
-    mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(run_dir, "checkpoints")),
-                                 item_names=("state", "data"))
-    step = mngr.latest_step()
-    if step is None:
-        raise ValueError(f"{run_dir} has no checkpoint to evaluate")
-    params = mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))["state"]["params"]
+    _, params = latest_params(run_dir)
     model = models.build_model(ml_collections.FrozenConfigDict(config.model), task.input_spec())
     apply = jax.jit(lambda p, x: model.apply({"params": p}, {"inputs": x}))
     hits, occluded = [], []

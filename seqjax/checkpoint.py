@@ -68,6 +68,23 @@ def complete_steps(ckpt_dir: str) -> list[int]:
         return []
 
 
+def latest_params(run_dir: str) -> tuple[int, Any]:
+    """(step, params) of the newest checkpoint of a run directory, for scripts that evaluate
+    a finished run (figures, probes). Read without a target structure (nested dicts of
+    arrays) and without the trainer's digest check and fallback (``Checkpointer.restore``)."""
+    directory = rundir.checkpoint_dir(run_dir)
+    if not complete_steps(directory):
+        raise ValueError(f"{run_dir} has no checkpoint to evaluate (none in {directory})")
+    manager = ocp.CheckpointManager(directory, item_names=("state", "data"))
+    try:
+        step = manager.latest_step()
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore()))
+    finally:
+        manager.close()
+    return step, restored["state"]["params"]
+
+
 def storage_message(code: int, filename: str | None, run_dir: str) -> str:
     """What failed, the newest checkpoint to resume from, and what to do."""
     ckpt_dir = rundir.checkpoint_dir(run_dir)
