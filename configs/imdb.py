@@ -13,9 +13,13 @@ Variants: ``:smoke`` (tests, seconds), ``:cpu`` (default; embedding 32, LSTM 64,
 1,200 steps ≈ 3 epochs, cosine from 2e-3: ≈ 14 min on 2 CPU cores under load, one evaluation
 at the end), ``:gpu``/``:tpu`` (the published setup: embedding 32, LSTM 100, batch 64, 1e-3,
 evaluated every ≈ epoch for 8 epochs), ``:bow`` (the word-order-blind baseline: the same data,
-vocabulary and 1,200 steps as ``:cpu``, mean of 32-d word embeddings → linear;
-``python -m experiments.probes --lstm=runs/imdb_lstm --bow=runs/imdb_bow`` then scores
-sentence pairs that differ only in word order, see docs/real_data.md#the-order-probe).
+vocabulary and 1,200 steps as ``:cpu``, mean of 32-d word embeddings → linear), then the
+word-order probe on both (sentence pairs of the same words, opposite sentiment)::
+
+    python -m experiments.main --config=configs/imdb.py:bow --workdir=runs/imdb_bow \
+        --config.data.raw_dir=../shared/data/imdb
+    python -m experiments.probes order --runs=runs/imdb,runs/imdb_bow   # runs/imdb: the :cpu LSTM
+
 Published anchor: ≈ 87% test accuracy for a small LSTM (vocabulary 5,000, length 500,
 embedding 32, LSTM 100, 3 epochs; Brownlee's Keras tutorial). Measured here (docs/real_data.md):
 ``:cpu`` 88.3% on the 25,000 test reviews; the constant predictor scores 50%.

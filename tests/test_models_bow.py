@@ -27,7 +27,7 @@ def bow():
     rng = np.random.default_rng(0)
     tokens = rng.integers(2, VOCAB, (4, T)).astype(np.int32)
     lengths = np.array([T, 5, 1, 3], np.int32)
-    params = model.init(jax.random.key(0), {"inputs": tokens, "lengths": lengths})["params"]
+    params = jax.jit(model.init)(jax.random.key(0), {"inputs": tokens, "lengths": lengths})["params"]
     apply = jax.jit(lambda b: model.apply({"params": params}, b))
     return model, params, apply, tokens, lengths
 
