@@ -22,7 +22,8 @@ word-order probe on both (sentence pairs of the same words, opposite sentiment):
 
 Published anchor: ≈ 87% test accuracy for a small LSTM (vocabulary 5,000, length 500,
 embedding 32, LSTM 100, 3 epochs; Brownlee's Keras tutorial). Measured here (docs/real_data.md):
-``:cpu`` 88.3% on the 25,000 test reviews; the constant predictor scores 50%.
+``:cpu`` 88.3% on the 25,000 test reviews, ``:bow`` 87.3% (61 s); the constant predictor scores
+50%. The order probe: the LSTM ranks 6 of 11 pairs, the bag of words ties on all 11.
 """
 
 from configs.adding import apply_variant
