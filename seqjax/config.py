@@ -71,8 +71,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.weight_decay = 0.0           # adamw only
     c.train.momentum = 0.9               # sgd only (0 for plain SGD)
     c.train.grad_clip = 1.0              # global-norm clipping; 0 turns it off
-    c.train.tbptt = 0                    # stateful tasks (char_lm): characters per truncated-
-                                         # BPTT window, the carry passed on between steps
+    c.train.tbptt = 0                    # char_lm: characters per truncated-BPTT window
     c.train.eval_every = 200
     c.train.checkpoint_every = 500
     c.train.diagnostics_every = 100      # 0 turns gradient-flow diagnostics off
@@ -162,8 +161,8 @@ def validate(config, task_defaults: dict | None = None) -> None:
                  "task.eval_size", "train.keep_checkpoints"):
         section, field = name.split(".")
         _positive(name, config[section][field])
-    for name in ("train.num_steps", "train.eval_every", "train.checkpoint_every",
-                 "train.diagnostics_every", "train.warmup_steps", "train.tbptt"):  # num_steps=0: measure at init
+    for name in ("train.num_steps", "train.eval_every", "train.checkpoint_every",  # 0 allowed
+                 "train.diagnostics_every", "train.warmup_steps", "train.tbptt"):
         section, field = name.split(".")
         _positive(name, config[section][field], zero_ok=True)
     if not t.learning_rate > 0:
