@@ -15,22 +15,24 @@ Variants:
 * ``:cpu`` (default): a 1-layer LSTM of 512 units, embedding 64, 32 streams × windows of 100,
   Adam 2e-3 with cosine decay, gradient clipping 5 (char-rnn's), 3,000 steps (≈ 10 epochs);
   target: validation ≤ 1.55 nats/char within 30 minutes on 2 CPU cores.
-* ``:gru``, ``:rnn``: the same budget at the LSTM's parameter count (1.22 M): GRU of 600 units,
-  tanh RNN of 1,040 units (``:rnn`` clips at 1 and starts from a lower learning rate).
-* ``:tbptt10``, ``:tbptt50``, ``:tbptt200``: the LSTM with windows of 10, 50 and 200 characters
-  and as many characters per step as ``:cpu`` (streams × window = 3,200).
-* ``:pt``: the Portuguese side of the Tatoeba pairs (``task.corpus=por_eng``), for the cloze
-  probes (experiments/probes.py cloze); ``:pt_rnn`` the tanh RNN on it.
+* ``:small``: the study's reference: a 1-layer LSTM of 256 units (0.35 M parameters), the same
+  streams and windows, 1,000 steps (≈ 3 epochs).
+* ``:gru``, ``:rnn``: ``:small``'s budget at its parameter count: GRU of 299 units, tanh RNN of
+  526 units (``:rnn`` clips at 1 and starts from a lower learning rate).
+* ``:tbptt10``, ``:tbptt50``, ``:tbptt200``: ``:small`` with windows of 10, 50 and 200
+  characters and as many characters per step (streams × window = 3,200).
+* ``:pt``: ``:small`` on the Portuguese side of the Tatoeba pairs (``task.corpus=por_eng``),
+  for the cloze probes (``python -m experiments.probes cloze``); ``:pt_rnn`` the tanh RNN.
 * ``:gpu``/``:tpu``: char-rnn's model: 2 layers of 512, dropout 0.5, 50 streams × 50 characters.
 Measured here: docs/char_lm.md.
 """
 
 from seqjax.config import base_config
 
-VARIANTS = ("smoke", "cpu", "gru", "rnn", "tbptt10", "tbptt50", "tbptt200", "pt", "pt_rnn", "gpu",
-            "tpu")
-# the tanh RNN and GRU widths that give the LSTM's 1.22 M parameters (embedding 64, 65 chars)
-EQUAL_PARAMS_HIDDEN = {"lstm": 512, "gru": 600, "rnn": 1040}
+VARIANTS = ("smoke", "cpu", "small", "gru", "rnn", "tbptt10", "tbptt50", "tbptt200", "pt",
+            "pt_rnn", "gpu", "tpu")
+# widths with the parameter count of :small's LSTM (0.35 M with embedding 64 and 66 ids)
+EQUAL_PARAMS_HIDDEN = {"lstm": 256, "gru": 299, "rnn": 526}
 
 
 def get_config(variant: str = "cpu"):
@@ -68,25 +70,8 @@ def get_config(variant: str = "cpu"):
         c.train.eval_every = 3
         c.train.checkpoint_every = 3
         c.train.log_every = 2
-    elif variant in ("gru", "rnn"):
-        c.model.cell = variant
-        c.model.hidden = EQUAL_PARAMS_HIDDEN[variant]
-        if variant == "rnn":
-            c.train.grad_clip = 1.0
-            c.train.learning_rate = 1e-3
-    elif variant.startswith("tbptt"):
-        window = int(variant[len("tbptt"):])
-        c.train.tbptt = window
-        c.train.batch_size = 3200 // window
-    elif variant in ("pt", "pt_rnn"):
-        c.task.corpus = "por_eng"
-        c.task.prompts = ("O tempo que passei na China ", "João entrou na sala. ")
-        c.train.num_steps = 1500
-        if variant == "pt_rnn":
-            c.model.cell = "rnn"
-            c.model.hidden = EQUAL_PARAMS_HIDDEN["rnn"]
-            c.train.grad_clip = 1.0
-            c.train.learning_rate = 1e-3
+    elif variant in ("small", "gru", "rnn", "pt", "pt_rnn") or variant.startswith("tbptt"):
+        _study(c, variant)
     elif variant in ("gpu", "tpu"):
         c.model.impl = "auto"
         c.model.layers = 2
@@ -97,6 +82,22 @@ def get_config(variant: str = "cpu"):
         c.train.eval_every = 1000
         c.train.checkpoint_every = 1000
     elif variant != "cpu":
-        raise ValueError(f"unknown variant {variant!r}; choose one of: smoke, cpu, gru, rnn, "
-                         f"tbptt10, tbptt50, tbptt200, pt, pt_rnn, gpu, tpu")
+        raise ValueError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
     return c
+
+
+def _study(c, variant: str) -> None:
+    """The comparison runs: ``:small``'s size and budget, one thing changed."""
+    cell = {"gru": "gru", "rnn": "rnn", "pt_rnn": "rnn"}.get(variant, "lstm")
+    c.model.cell, c.model.hidden = cell, EQUAL_PARAMS_HIDDEN[cell]
+    c.train.num_steps = 1000
+    c.train.eval_every = c.train.checkpoint_every = 250
+    if cell == "rnn":
+        c.train.grad_clip = 1.0
+        c.train.learning_rate = 1e-3
+    if variant.startswith("tbptt"):
+        c.train.tbptt = int(variant[len("tbptt"):])
+        c.train.batch_size = 3200 // c.train.tbptt
+    if variant.startswith("pt"):
+        c.task.corpus = "por_eng"
+        c.task.prompts = ("O tempo que passei na China ", "João entrou na sala. ")
