@@ -85,6 +85,30 @@ def latest_params(run_dir: str) -> tuple[int, Any]:
     return step, restored["state"]["params"]
 
 
+def trained_model(run_dir: str):
+    """(config, task, model, step, params) of a run directory's newest checkpoint: the run's
+    config.json, its task (which reads its data and vocabulary), the flax module the trainer
+    built (``task.build_model`` or ``models.build_model``) and the parameters."""
+    import json
+
+    import ml_collections
+
+    from seqjax import models
+    from seqjax.tasks import get_task_class
+
+    path = os.path.join(run_dir, rundir.CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise ValueError(f"{run_dir}: no {rundir.CONFIG_FILE} in it (not a run directory)")
+    with open(path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    step, params = latest_params(run_dir)
+    task = get_task_class(config.task.name)(config)
+    model_config = ml_collections.FrozenConfigDict(config.model)
+    model = (task.build_model(model_config) if hasattr(task, "build_model")
+             else models.build_model(model_config, task.input_spec()))
+    return config, task, model, step, params
+
+
 def storage_message(code: int, filename: str | None, run_dir: str) -> str:
     """What failed, the newest checkpoint to resume from, and what to do."""
     ckpt_dir = rundir.checkpoint_dir(run_dir)
