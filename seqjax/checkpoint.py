@@ -85,22 +85,30 @@ def latest_params(run_dir: str) -> tuple[int, Any]:
     return step, restored["state"]["params"]
 
 
-def trained_model(run_dir: str):
-    """(config, task, model, step, params) of a run directory's newest checkpoint: the run's
-    config.json, its task (which reads its data and vocabulary), the flax module the trainer
-    built (``task.build_model`` or ``models.build_model``) and the parameters."""
+def run_config(run_dir: str):
+    """The ConfigDict of a run directory's config.json (cheap: reads no data, no checkpoint),
+    for a script that checks what a run is before loading it."""
     import json
 
     import ml_collections
-
-    from seqjax import models
-    from seqjax.tasks import get_task_class
 
     path = os.path.join(run_dir, rundir.CONFIG_FILE)
     if not os.path.isfile(path):
         raise ValueError(f"{run_dir}: no {rundir.CONFIG_FILE} in it (not a run directory)")
     with open(path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def trained_model(run_dir: str):
+    """(config, task, model, step, params) of a run directory's newest checkpoint: the run's
+    config.json, its task (which reads its data and vocabulary), the flax module the trainer
+    built (``task.build_model`` or ``models.build_model``) and the parameters."""
+    import ml_collections
+
+    from seqjax import models
+    from seqjax.tasks import get_task_class
+
+    config = run_config(run_dir)
     step, params = latest_params(run_dir)
     task = get_task_class(config.task.name)(config)
     model_config = ml_collections.FrozenConfigDict(config.model)

@@ -19,11 +19,10 @@ import os
 from typing import Any, NamedTuple
 
 import jax
-import ml_collections
 import numpy as np
 
-from seqjax import models, rundir
-from seqjax.checkpoint import latest_params
+from seqjax import rundir
+from seqjax.checkpoint import run_config, trained_model
 from seqjax.data import imdb as imdb_data
 from seqjax.tasks import get_task_class
 
@@ -76,28 +75,27 @@ def describe(config) -> str:
 
 
 def load_run(run_dir: str) -> tuple[Scorer, dict]:
-    """(scorer, info) of a trained run: config.json, the newest checkpoint and the task's
-    vocabulary. ``info``: step, model description and the final test accuracy (if finished)."""
-    path = os.path.join(run_dir, rundir.CONFIG_FILE)
-    if not os.path.exists(path):
-        raise ValueError(f"{run_dir}: no {rundir.CONFIG_FILE} in it (not a run directory)")
-    with open(path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    task = get_task_class(config.task.name)(config)
-    if not hasattr(type(task), "vocab"):
+    """(scorer, info) of a trained run (``checkpoint.trained_model``): its model, newest
+    parameters and the task's vocabulary. ``info``: step, model description and the final
+    test accuracy (if finished)."""
+    config = run_config(run_dir)
+    if not hasattr(get_task_class(config.task.name), "vocab"):   # before reading a checkpoint
         raise ValueError(f"{run_dir}: task {config.task.name!r} has no vocabulary; the order "
                          f"probe needs a text task (imdb)")
-    step, params = latest_params(run_dir)   # before the vocabulary: that reads the dataset
-    model = models.build_model(ml_collections.FrozenConfigDict(config.model), task.input_spec())
+    config, task, model, step, params = trained_model(run_dir)
     summary_path = os.path.join(run_dir, rundir.SUMMARY_FILE)
     accuracy = None
     if os.path.exists(summary_path):
         with open(summary_path) as f:
             accuracy = json.load(f).get("final_eval", {}).get("accuracy")
-    label = f"{os.path.basename(os.path.normpath(run_dir))} ({describe(config)})"
+    label = f"{run_label(run_dir)} ({describe(config)})"
     scorer = Scorer(model, params, task.vocab, task.settings.seq_len, task.settings.truncate,
                     label)
     return scorer, {"step": step, "model": describe(config), "accuracy": accuracy}
+
+
+def run_label(run_dir: str) -> str:
+    return os.path.basename(os.path.normpath(run_dir))
 
 
 def p_positive(scorer: Scorer, sentences: list[str]) -> np.ndarray:
