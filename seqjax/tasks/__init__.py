@@ -10,13 +10,14 @@ from seqjax.tasks.forecast import ForecastTask
 from seqjax.tasks.frames import FramesTask
 from seqjax.tasks.imdb import ImdbTask
 from seqjax.tasks.smnist import SequentialMnistTask
+from seqjax.tasks.spoken_digits import SpokenDigitsTask
 from seqjax.tasks.temporal_order import TemporalOrderTask
 from seqjax.tasks.translate import TranslateTask
 
 TASKS = {t.name: t for t in (
     AddingTask, TemporalOrderTask, CopyTask,                             # synthetic
     CaptionMnistTask, CaptionFlickr8kTask, TranslateTask, FramesTask,    # one/many-to-many
-    SequentialMnistTask, ImdbTask, ForecastTask,                         # real data, TFDS
+    SequentialMnistTask, ImdbTask, ForecastTask, SpokenDigitsTask,       # real data, TFDS
     CharLMTask,                                                          # stateful, TBPTT
 )}
 
