@@ -154,3 +154,21 @@ class CharLanguageModel(nn.Module):
                             unroll_options=models.unroll_options(m))
         hs = nn.Dropout(m.dropout, deterministic=not train)(hs)
         return {"logits": nn.Dense(self.vocab, name="head")(hs), "carry": new}
+
+
+def last_prediction_gradients(cell, params, tokens_BxT) -> jax.Array:
+    """Mean over the B windows of ‖∂ℓ_T/∂h_t‖, t = 0..T (top layer, h_0 the zero state): how
+    much of the gradient of the LAST prediction's loss ℓ_T (its next character is
+    ``tokens[:, T]``; the window's inputs are ``tokens[:, :T]``) reaches each earlier state.
+    Truncated BPTT with windows of K characters keeps only t > T − K of it."""
+    inputs, targets = tokens_BxT[:, :-1], tokens_BxT[:, -1]
+    B, T = inputs.shape
+    hidden = cell.hidden_size(params[layer_names(params)[-1]])
+
+    def loss(probes):
+        logits, _ = forward(cell, params, inputs, probes_BxT1xH=probes)
+        logp = jax.nn.log_softmax(logits[:, -1], axis=-1)
+        return -jnp.sum(jnp.take_along_axis(logp, targets[:, None], axis=-1))
+
+    g = jax.grad(loss)(jnp.zeros((B, T + 1, hidden), params["head"]["kernel"].dtype))
+    return jnp.mean(jnp.sqrt(jnp.sum(g * g, axis=-1)), axis=0)

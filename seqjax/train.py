@@ -122,6 +122,15 @@ def learning_rate_at(t, learning_rate, count: int) -> float:
         return float(schedule(count))
 
 
+def init_params(model, seed: int, batch):
+    """A run's initial parameters: ``model.init`` with key ``fold_in(key(seed), 0)`` on the
+    first two examples of ``batch`` (the first evaluation batch), as the trainer starts."""
+    example = jax.tree.map(lambda a: a[:2], batch)
+    # jitted: one compile instead of an eager dispatch (and compile) per init op
+    return jax.jit(model.init)({"params": jax.random.fold_in(jax.random.key(seed), 0)},
+                               example)["params"]
+
+
 # --------------------------------------------------------------------------- pure steps
 
 
@@ -395,10 +404,7 @@ class Program:
     def init_member(self, config) -> TrainState:
         """A member's initial state: its own seed, init options and learning rate."""
         root = jax.random.key(config.seed)
-        example = jax.tree.map(lambda a: a[:2], self.eval_set[0])
-        # jitted: one compile instead of an eager dispatch (and compile) per init op
-        params = jax.jit(self._model(config).init)({"params": jax.random.fold_in(root, 0)},
-                                                   example)["params"]
+        params = init_params(self._model(config), config.seed, self.eval_set[0])
         return TrainState(step=jnp.array(0, jnp.int32), params=params,
                           opt_state=make_optimizer(config.train).init(params),
                           rng=jax.random.key_data(jax.random.fold_in(root, 2)),

@@ -21,7 +21,9 @@ Evaluation reads ``task.eval_split`` as ``task.eval_streams`` consecutive pieces
 pass from a zero carry (the carry is kept across the whole piece). Metrics: ``nats_per_char``
 (the cross entropy, also the loss), ``bits_per_char`` and next-character ``accuracy``; the
 baseline is the training text's character frequencies (a unigram model). Every evaluation
-draws ``task.sample_length`` characters after each of ``task.prompts`` (seqjax.lm.sample):
+draws ``task.sample_length`` characters after each of ``task.prompts`` (seqjax.lm.sample), each
+prompt read after the first ``task.sample_context`` characters of the evaluation text (cut at a
+paragraph break; 0: from a zero state):
 TensorBoard text ``text/samples`` and ``<workdir>/figures/samples.md``.
 """
 
@@ -87,6 +89,7 @@ class CharLMTask(Task):
         "sample_temperature": 0.8,
         "sample_top_k": 0,
         "sample_seed": 0,
+        "sample_context": 1000,
     }
     success = {"nats_per_char": ("<", 1.55)}
     example_files = {"text/samples": "samples.md"}
@@ -150,14 +153,25 @@ class CharLMTask(Task):
     def generation_eval(self, model, params, *, final: bool):
         return {}, {"text/samples": self.samples(params)}
 
+    def sample_context(self) -> str:
+        """The text read before each prompt: the evaluation text's first
+        ``task.sample_context`` characters, cut back to its last paragraph break."""
+        text = self.texts[self.settings.eval_split][:self.settings.sample_context]
+        cut = text.rfind("\n\n")
+        return text[:cut + 2] if cut >= 0 else text
+
     def samples(self, params) -> str:
-        """Markdown: ``task.sample_length`` characters after each prompt."""
-        t, parts = self.settings, []
+        """Markdown: ``task.sample_length`` characters after each prompt, each prompt read
+        after ``sample_context()`` (a trained model's state is built over long contexts; from
+        a zero state a few characters leave it where it has never been)."""
+        t, parts, context = self.settings, [], self.sample_context()
         for i, prompt in enumerate(t.prompts):
-            ids = self._sample(self.cell, params, self.vocab.encode(prompt), t.sample_length,
+            ids = self._sample(self.cell, params, self.vocab.encode(context + prompt),
+                               t.sample_length,
                                temperature=t.sample_temperature, top_k=t.sample_top_k,
                                key=jax.random.fold_in(jax.random.key(t.sample_seed), i))
-            parts.append(f"prompt {prompt!r}, temperature {t.sample_temperature:g}, top-k "
+            parts.append(f"prompt {prompt!r} after {len(context):,} characters of the "
+                         f"{t.eval_split} text, temperature {t.sample_temperature:g}, top-k "
                          f"{t.sample_top_k or 'all'}:\n\n```text\n{prompt}"
                          f"{self.vocab.decode(np.asarray(ids))}\n```")
         return "\n\n".join(parts)
