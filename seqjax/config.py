@@ -52,9 +52,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.recurrent_init = "orthogonal"
     c.model.recurrent_scale = 1.0
     c.model.input_init = "glorot_uniform"
-    c.model.impl = "auto"                # unroll implementation: "auto" = the fastest correct one
-                                         # for the backend (seqjax.unroll.resolve_impl), or a key
-                                         # of seqjax.unroll.IMPLS (scan, fused, parallel, ...)
+    c.model.impl = "auto"                # "auto" (the fastest correct impl for the backend:
+                                         # unroll.resolve_impl) or a key of unroll.IMPLS
     c.model.unroll = 1
     c.model.remat = False
     c.model.hoist = "auto"
