@@ -10,7 +10,6 @@ the share of videos whose digit is fully hidden at t shaded, and prints the per-
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -20,17 +19,10 @@ from absl import app
 def frame_accuracy(run_dir: str) -> tuple[str, np.ndarray, np.ndarray]:
     """(cell name, accuracy per frame (T,), fraction of occluded videos per frame (T,))."""
     import jax
-    import ml_collections
 
-    from seqjax import models
-    from seqjax.checkpoint import latest_params
-    from seqjax.tasks import get_task_class
+    from seqjax.checkpoint import trained_model
 
-    with open(os.path.join(run_dir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    task = get_task_class(config.task.name)(config)
-    _, params = latest_params(run_dir)
-    model = models.build_model(ml_collections.FrozenConfigDict(config.model), task.input_spec())
+    config, task, model, _, params = trained_model(run_dir)
     apply = jax.jit(lambda p, x: model.apply({"params": p}, {"inputs": x}))
     hits, occluded = [], []
     for batch in task.eval_batches():

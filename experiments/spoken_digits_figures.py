@@ -43,13 +43,12 @@ def load_run(run_dir: str):
 
 
 def initial_params(config, task, model):
-    """The parameters the trainer started from (``train.Program.init_member``: the params
-    key is ``fold_in(key(seed), 0)``)."""
+    """The parameters the trainer started from (seqjax.train.init_params)."""
     import jax
-    example = jax.tree.map(lambda a: a[:2], next(task.eval_batches()))
+
+    from seqjax.train import init_params
     with jax.numpy_dtype_promotion("standard"):
-        return jax.jit(model.init)({"params": jax.random.fold_in(jax.random.key(config.seed), 0)},
-                                   example)["params"]
+        return init_params(model, config.seed, next(task.eval_batches()))
 
 
 def grad_norms(params, batch, task, model) -> np.ndarray:
