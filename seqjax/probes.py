@@ -1,4 +1,4 @@
-"""Probes of trained text classifiers, read from their run directories (never retrains).
+"""Probes of trained text models, read from their run directories (never retrains).
 
 The order probe: pairs of sentences made of the same words in a different order, with
 opposite sentiment ("The food was good, not bad." / "The food was bad, not good."). Each
@@ -8,7 +8,18 @@ pair is ranked correctly when its positive sentence scores strictly higher; a ti
 A bag-of-words model scores both sentences of a pair identically by construction
 (seqjax.models.BagOfWords), so it ranks none of them; a model that reads the order can.
 
+The long-range cloze probe: a character-level language model (task char_lm) reads a prompt
+whose blank is told by a clue far back ("O tempo que passei na China ... aprender a falar
+____": chinês, francês, inglês or alemão?). Each candidate c is scored as the continuation
+of the prompt: log p(c + after | before + prompt) in nats (seqjax.lm.continuation_log_prob),
+``before`` a newline (the corpus holds one sentence per line) and ``after`` a period (it
+closes the word), the same for every candidate. Reported: that total and its mean per scored
+character; candidates are RANKED BY THE TOTAL, rank 1 the most likely, a tie counting
+against each tied candidate (two equal best are both rank 2). A character the model's
+vocabulary lacks is an error that names it (never the unknown id).
+
     python -m experiments.probes order --runs=runs/imdb_lstm,runs/imdb_bow
+    python -m experiments.probes cloze --runs=runs/char_lm/pt,runs/char_lm/pt_rnn
 """
 
 from __future__ import annotations
@@ -16,17 +27,18 @@ from __future__ import annotations
 import collections
 import json
 import os
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
 
-from seqjax import rundir
+from seqjax import lm, rundir
 from seqjax.checkpoint import run_config, trained_model
 from seqjax.data import imdb as imdb_data
 from seqjax.tasks import get_task_class
 
 ORDER_TABLE = "order_probe.md"
+CLOZE_TABLE = "cloze_probe.md"
 
 
 class Scorer(NamedTuple):
@@ -143,8 +155,164 @@ def order_table(results: dict[str, OrderResult], pairs: list[dict]) -> str:
 
 def write_order_table(run_dir: str, text: str) -> str:
     """``<run_dir>/figures/order_probe.md``; returns its path."""
-    out = os.path.join(run_dir, rundir.FIGURES_DIR, ORDER_TABLE)
+    return write_figure(run_dir, ORDER_TABLE, text)
+
+
+def write_figure(run_dir: str, name: str, text: str) -> str:
+    """``<run_dir>/figures/<name>``; returns its path."""
+    out = os.path.join(run_dir, rundir.FIGURES_DIR, name)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         f.write(text)
     return out
+
+
+# ------------------------------------------------------------------ the long-range cloze probe
+
+LogProb = Callable[[str, str], float]   # (context, continuation) -> log p(continuation | context)
+
+
+class ClozeResult(NamedTuple):
+    total: np.ndarray      # (candidates,) log p(candidate + after | before + prompt), nats
+    per_char: np.ndarray   # (candidates,) total / the characters scored (candidate + after)
+    ranks: np.ndarray      # (candidates,) int, by total: 1 + the others scoring at least as high
+    answer: int            # index of the right candidate
+
+    @property
+    def answer_rank(self) -> int:
+        return int(self.ranks[self.answer])
+
+
+def load_cloze(path: str) -> dict:
+    """``{"before": str, "after": str, "items": [{"prompt", "candidates", "answer", "clue"},
+    ...]}`` of a JSON file; each item gains ``distance``, the characters between the end of
+    its clue's last occurrence and the blank."""
+    with open(path) as f:
+        data = json.load(f)
+    for i, item in enumerate(data["items"]):
+        prompt, candidates = item["prompt"], item["candidates"]
+        if len(set(candidates)) != len(candidates) or len(candidates) < 2:
+            raise ValueError(f"{path}: item {i}: needs two or more distinct candidates, got "
+                             f"{candidates!r}")
+        if item["answer"] not in candidates:
+            raise ValueError(f"{path}: item {i}: the answer {item['answer']!r} is not among "
+                             f"the candidates {candidates!r}")
+        if item["clue"] not in prompt:
+            raise ValueError(f"{path}: item {i}: the clue {item['clue']!r} is not in the prompt")
+        item["distance"] = len(prompt) - prompt.rindex(item["clue"]) - len(item["clue"])
+    return data
+
+
+def rank_scores(scores) -> np.ndarray:
+    """Rank of each score, 1 the highest: 1 + the number of OTHER scores at least as high (a
+    tie counts against every tied candidate: two equal best are both rank 2)."""
+    s = np.asarray(scores, np.float64)
+    return np.sum(s[None, :] >= s[:, None], axis=1)   # each counts itself: that is the 1
+
+
+def score_cloze(log_prob: LogProb, item: dict, before: str = "\n", after: str = ".") -> ClozeResult:
+    """Every candidate of ``item`` scored by ``log_prob(before + prompt, candidate + after)``."""
+    total = np.asarray([log_prob(before + item["prompt"], c + after)
+                        for c in item["candidates"]], np.float64)
+    per_char = total / np.asarray([len(c + after) for c in item["candidates"]])
+    return ClozeResult(total, per_char, rank_scores(total),
+                       item["candidates"].index(item["answer"]))
+
+
+def cloze_probe(log_prob: LogProb, data: dict) -> list[ClozeResult]:
+    """``score_cloze`` of every item of ``load_cloze``'s data."""
+    return [score_cloze(log_prob, item, data["before"], data["after"]) for item in data["items"]]
+
+
+def encode_known(vocab, text: str) -> np.ndarray:
+    """``vocab.encode(text)``, refusing a character the vocabulary lacks (which ``encode``
+    would map silently to the unknown id)."""
+    missing = sorted({c for c in text if c not in vocab.index})
+    if missing:
+        names = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing)
+        raise ValueError(f"character(s) {names} of {text!r} not in the model's vocabulary "
+                         f"({len(vocab) - 1} characters of its training text)")
+    return vocab.encode(text)
+
+
+def lm_log_prob(cell, params, vocab) -> LogProb:
+    """log p(continuation | context) of a character-level model, in nats (float)."""
+    score = jax.jit(lm.continuation_log_prob, static_argnums=0)
+    return lambda context, continuation: float(score(
+        cell, params, encode_known(vocab, context), encode_known(vocab, continuation)))
+
+
+def lm_name(config) -> str:
+    """"LSTM 256", "tanh RNN 526", "GRU 299 × 2 layers": a char_lm run's model."""
+    m = config.model
+    name = f"{m.activation} RNN" if m.cell == "rnn" else m.cell.upper()
+    return f"{name} {m.hidden}" + (f" × {m.layers} layers" if m.layers > 1 else "")
+
+
+def load_lm(run_dir: str) -> tuple[LogProb, dict]:
+    """(log_prob, info) of a trained char_lm run; ``info``: label, model, step and the final
+    evaluation's nats per character (None if unfinished)."""
+    config = run_config(run_dir)
+    if config.task.name != "char_lm":   # before reading a checkpoint or a corpus
+        raise ValueError(f"{run_dir}: task {config.task.name!r} is not a character-level "
+                         f"language model; the cloze probe needs a char_lm run")
+    config, task, _, step, params = trained_model(run_dir)
+    summary_path = os.path.join(run_dir, rundir.SUMMARY_FILE)
+    nats = None
+    if os.path.exists(summary_path):
+        with open(summary_path) as f:
+            nats = json.load(f).get("final_eval", {}).get("nats_per_char")
+    info = {"label": f"{run_label(run_dir)} ({lm_name(config)})", "model": lm_name(config),
+            "step": step, "nats_per_char": nats, "corpus": config.task.corpus,
+            "eval_split": task.settings.eval_split}
+    return lm_log_prob(task.cell, params, task.vocab), info
+
+
+def _blank(item: dict) -> str:
+    return f"{item['prompt']}____"
+
+
+def cloze_table(results: list[ClozeResult], data: dict) -> str:
+    """Markdown, one run: per item and candidate, log p total and per character and the rank
+    by total (the right answer in bold); the last row, the right answer's rank per item."""
+    head = ["#", "candidate", "log p total (nats)", "log p per character (nats)",
+            "rank by total"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, (item, r) in enumerate(zip(data["items"], results)):
+        for j, c in enumerate(item["candidates"]):
+            name = f"**{c}** (right)" if j == r.answer else c
+            cells = [str(i + 1) if j == 0 else "", name, f"{r.total[j]:.2f}",
+                     f"{r.per_char[j]:.3f}", str(r.ranks[j])]
+            lines.append("| " + " | ".join(cells) + " |")
+    ranks = "; ".join(f"#{i + 1}: {r.answer_rank} of {len(r.ranks)}"
+                      for i, r in enumerate(results))
+    lines.append(f"|  | **right answer's rank** |  |  | {ranks} |")
+    return "\n".join(lines) + "\n"
+
+
+def cloze_prompts(data: dict) -> str:
+    """Markdown list of the items: the prompt with its blank, the clue and its distance."""
+    return "\n".join(f"{i + 1}. \"{_blank(item)}\" ({', '.join(item['candidates'])}; right: "
+                     f"{item['answer']}, its clue \"{item['clue']}\" {item['distance']} "
+                     f"characters before the blank)"
+                     for i, item in enumerate(data["items"])) + "\n"
+
+
+def cloze_method(data: dict) -> str:
+    """One paragraph: how the candidates are scored and ranked."""
+    return (f"Each candidate is scored as the continuation of {data['before']!r} + the prompt, "
+            f"followed by {data['after']!r}: log p in nats (seqjax.lm.continuation_log_prob), "
+            f"summed over the candidate's characters and the {data['after']!r} (total) and "
+            f"its mean per character. Candidates are ranked by the total (1 = the most "
+            f"likely; a tie counts against each tied candidate).\n")
+
+
+def cloze_summary(results: dict[str, list[ClozeResult]], data: dict) -> str:
+    """Markdown, several runs: the right answer's rank (by total log p) per item and run."""
+    items = data["items"]
+    head = ["run"] + [f"#{i + 1} {item['answer']} (of {len(item['candidates'])})"
+                      for i, item in enumerate(items)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, rs in results.items():
+        lines.append("| " + " | ".join([label] + [str(r.answer_rank) for r in rs]) + " |")
+    return "\n".join(lines) + "\n"

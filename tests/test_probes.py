@@ -1,6 +1,8 @@
 """The word-order probe (seqjax.probes, experiments/probes.py) and its sentence pairs: a
 bag-of-words model scores both sentences of every pair identically by construction; the
-probe runs end to end on tiny :smoke IMDB runs read back from their run directories."""
+probe runs end to end on tiny :smoke IMDB runs read back from their run directories. The
+long-range cloze probe: ranking on a fake scorer, scores against a Python loop, missing
+characters named, end to end on a :smoke char_lm run of the Portuguese corpus."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
-from seqjax import models, probes, train
+from seqjax import cells, lm, models, probes, train
 from seqjax.batching import InputSpec
 from seqjax.data import imdb as imdb_data
 from tests.realdata_helpers import (REPO, counts_of, data_config, no_network,  # noqa: F401
@@ -141,3 +144,129 @@ def test_every_fixture_word_is_in_the_5000_word_imdb_vocabulary(tmp_path, pairs)
     oov = {w for p in pairs for s in p["sentences"] for w in imdb_data.tokenize(s)
            if w not in vocab.index}
     assert not oov, f"out of the vocabulary: {sorted(oov)}"
+
+
+# ------------------------------------------------------------------ the long-range cloze probe
+
+CLOZE = os.path.join(REPO, "tests", "fixtures", "cloze.json")
+
+
+@pytest.fixture(scope="module")
+def cloze():
+    return probes.load_cloze(CLOZE)
+
+
+def test_the_cloze_fixture_holds_the_lectures_two_prompts(cloze):
+    assert (cloze["before"], cloze["after"]) == ("\n", ".")
+    first, second = cloze["items"]
+    assert first["prompt"].endswith("aprender a falar ") and second["prompt"].endswith("para ")
+    assert first["candidates"] == ["chinês", "francês", "inglês", "alemão"]
+    assert (first["answer"], second["answer"]) == ("chinês", "José")
+    assert (first["distance"], second["distance"]) == (59, 64)   # "China" ~60 characters back
+    assert "O tempo que passei na China foi" in probes.cloze_prompts(cloze)
+
+
+def test_load_cloze_rejects_a_missing_answer_or_clue(tmp_path):
+    path = tmp_path / "cloze.json"
+    for item, error in (({"answer": "c"}, r"item 0: the answer 'c' is not among"),
+                        ({"clue": "Japão"}, r"item 0: the clue 'Japão' is not in the prompt"),
+                        ({"candidates": ["a", "a"]}, r"item 0: needs two or more distinct")):
+        good = {"prompt": "Na China falam ", "candidates": ["a", "b"], "answer": "a",
+                "clue": "China"}
+        path.write_text(json.dumps({"before": "", "after": "", "items": [good | item]}))
+        with pytest.raises(ValueError, match=error):
+            probes.load_cloze(str(path))
+
+
+def test_candidates_are_ranked_by_total_log_prob_on_a_fake_scorer():
+    item = {"prompt": "falar ", "candidates": ["chinês", "inglês", "alemão", "x"],
+            "answer": "chinês", "clue": "falar"}
+    calls = []
+    table = {"chinês.": -6.0, "inglês.": -3.5, "alemão.": -6.0, "x.": -4.0}
+
+    def fake(context, continuation):
+        calls.append((context, continuation))
+        return table[continuation]
+
+    r = probes.score_cloze(fake, item, "\n", ".")
+    assert calls[0] == ("\nfalar ", "chinês.") and len(calls) == 4
+    np.testing.assert_array_equal(r.total, [-6.0, -3.5, -6.0, -4.0])
+    np.testing.assert_allclose(r.per_char, [-6 / 7, -0.5, -6 / 7, -2.0])
+    # by the total, not per character ("x." is -2 per character, the worst)
+    assert list(r.ranks) == [4, 1, 4, 2] and r.answer == 0
+    assert r.answer_rank == 4     # tied with alemão: a tie counts against both
+    assert list(probes.rank_scores([-1.0, -2.0, -1.5])) == [1, 3, 2]
+    data = {"before": "\n", "after": ".", "items": [item]}
+    md = probes.cloze_table(probes.cloze_probe(fake, data), data)
+    assert "| 1 | **chinês** (right) | -6.00 | -0.857 | 4 |" in md
+    assert "|  | **right answer's rank** |  |  | #1: 4 of 4 |" in md
+    summary = probes.cloze_summary({"fake": [r]}, data)
+    assert summary.splitlines()[-1] == "| fake | 4 |"
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(cloze):
+    """A freshly initialised tiny LSTM language model over the first prompt's characters."""
+    from seqjax.config import base_config
+    from seqjax.data.tiny_shakespeare import CharVocabulary
+    item = cloze["items"][0]
+    vocab = CharVocabulary.build("\n." + item["prompt"] + "".join(item["candidates"]))
+    m = base_config().model
+    m.cell, m.embed_dim, m.hidden = "lstm", 6, 8
+    model = lm.CharLanguageModel(vocab=len(vocab), model_config=ml_collections.FrozenConfigDict(m))
+    init = jax.jit(model.init)   # one compile instead of one per parameter
+    params = init(jax.random.key(1), {"inputs": np.ones((1, 1), np.int32)})["params"]
+    return cells.get_cell("lstm"), params, vocab
+
+
+def test_cloze_score_is_the_sum_of_next_character_log_probs_of_a_python_loop(cloze, tiny_lm):
+    cell, params, vocab = tiny_lm
+    context, continuation = "\n" + cloze["items"][0]["prompt"], "chinês."
+    ids = [int(i) for i in vocab.encode(context + continuation)]
+    carries, expected = lm.initial_carries(cell, params, 1), 0.0
+    for t, i in enumerate(ids[:-1]):        # an independent loop over cell.step
+        x = params["embed"]["embedding"][jnp.asarray([i])]
+        for name in lm.layer_names(params):
+            carries[name], x = cell.step(params[name], carries[name], x)
+        if t >= len(context) - 1:
+            logits = np.asarray(lm.head(params, x), np.float64)[0]
+            expected += logits[ids[t + 1]] - np.log(np.sum(np.exp(logits)))
+    got = probes.lm_log_prob(cell, params, vocab)(context, continuation)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert expected < 0
+
+
+def test_a_character_missing_from_the_vocabulary_is_named(cloze, tiny_lm):
+    from seqjax.data.tiny_shakespeare import CharVocabulary
+    cell, params, _ = tiny_lm
+    vocab = CharVocabulary.build("\n." + cloze["items"][0]["prompt"] + "chinsfralemo")
+    with pytest.raises(ValueError, match=r"character\(s\) 'ê' \(U\+00EA\) of 'chinês.' not in "
+                                         r"the model's vocabulary"):
+        probes.cloze_probe(probes.lm_log_prob(cell, params, vocab), cloze)
+
+
+def test_load_lm_refuses_a_run_of_another_task(tmp_path):
+    c = importlib.import_module("configs.imdb").get_config("smoke")
+    (tmp_path / "config.json").write_text(json.dumps(c.to_dict()))
+    with pytest.raises(ValueError, match=r"task 'imdb' is not a character-level language model"):
+        probes.load_lm(str(tmp_path))
+    with pytest.raises(ValueError, match=r"no config.json in it"):
+        probes.load_lm(str(tmp_path / "nothing"))
+
+
+@pytest.mark.slow  # prepares the Portuguese corpus and trains a smoke LSTM: ≈ 17 s on 2 shared cores
+def test_cloze_end_to_end_on_a_smoke_portuguese_char_lm_run(tmp_path, cloze):
+    from experiments.probes import cloze as run_cloze
+    c = importlib.import_module("configs.char_lm").get_config("smoke")
+    c.task.corpus, c.data.raw_dir = "por_eng", shared("por_eng")
+    c.data.data_dir = str(tmp_path / "tfds")
+    c.mesh.data = 1
+    run = str(tmp_path / "pt")
+    train.train_and_evaluate(c, run)
+    out = run_cloze([run])
+    written = open(os.path.join(run, "figures", "cloze_probe.md")).read()
+    assert written in out and "LSTM 16 on por_eng, step 6, " in written
+    assert "nats/char on its validation text" in written
+    assert "**chinês** (right)" in written and "**José** (right)" in written
+    last = out.splitlines()[-1]
+    assert last.startswith("| pt (LSTM 16) | ") and len(last.split("|")) == 5
