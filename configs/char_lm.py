@@ -15,6 +15,8 @@ Variants:
 * ``:cpu`` (default): a 1-layer LSTM of 512 units, embedding 64, 32 streams × windows of 100,
   Adam 2e-3 with cosine decay, gradient clipping 5 (char-rnn's), 3,000 steps (≈ 10 epochs);
   target: validation ≤ 1.55 nats/char within 30 minutes on 2 CPU cores.
+* ``:dropout``: ``:cpu`` with dropout 0.25 on the embedding and on the LSTM's outputs (Zaremba et
+  al. 2014: the non-recurrent connections only).
 * ``:small``: the study's reference: a 1-layer LSTM of 256 units (0.35 M parameters), the same
   streams and windows, 1,000 steps (≈ 3 epochs).
 * ``:gru``, ``:rnn``: ``:small``'s budget at its parameter count: GRU of 299 units, tanh RNN of
@@ -29,7 +31,7 @@ Measured here: docs/char_lm.md.
 
 from seqjax.config import base_config
 
-VARIANTS = ("smoke", "cpu", "small", "gru", "rnn", "tbptt10", "tbptt50", "tbptt200", "pt",
+VARIANTS = ("smoke", "cpu", "dropout", "small", "gru", "rnn", "tbptt10", "tbptt50", "tbptt200", "pt",
             "pt_rnn", "gpu", "tpu")
 # widths with the parameter count of :small's LSTM (0.35 M with embedding 64 and 66 ids)
 EQUAL_PARAMS_HIDDEN = {"lstm": 256, "gru": 299, "rnn": 526}
@@ -70,6 +72,8 @@ def get_config(variant: str = "cpu"):
         c.train.eval_every = 3
         c.train.checkpoint_every = 3
         c.train.log_every = 2
+    elif variant == "dropout":
+        c.model.dropout = 0.25
     elif variant in ("small", "gru", "rnn", "pt", "pt_rnn") or variant.startswith("tbptt"):
         _study(c, variant)
     elif variant in ("gpu", "tpu"):

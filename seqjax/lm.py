@@ -124,8 +124,8 @@ def continuation_log_prob(cell, params, context_ids, continuation_ids) -> jax.Ar
 
 
 class CharLanguageModel(nn.Module):
-    """Embedding → ``model.layers`` recurrent layers of ``model.cell`` → dropout → linear
-    head over ``vocab`` characters; called as ``apply(vars, batch, probes=, train=)``.
+    """Embedding → dropout → ``model.layers`` recurrent layers of ``model.cell`` → dropout →
+    linear head over ``vocab`` characters; called as ``apply(vars, batch, probes=, train=)``.
 
     ``batch["inputs"]`` (B, T) ids; ``batch["carry"]`` (optional) the state to start from,
     zeroed for the streams where ``batch["reset"]`` (B,) is True. Returns ``{"logits": (B, T,
@@ -140,6 +140,7 @@ class CharLanguageModel(nn.Module):
         step_options, init_options = models.cell_options(m)
         cell = cells.get_cell(m.cell, **step_options)
         x = nn.Embed(self.vocab, m.embed_dim, name="embed")(batch["inputs"])
+        x = nn.Dropout(m.dropout, deterministic=not train)(x)  # Zaremba et al.: dropout on the
         params, d = {}, m.embed_dim
         for layer in range(m.layers):
             params[f"layer{layer}"] = self.param(
@@ -152,7 +153,7 @@ class CharLanguageModel(nn.Module):
                                    .astype(c.dtype), carries)
         new, hs = recurrent(cell, params, x, carries, probes_BxT1xH=probes,
                             unroll_options=models.unroll_options(m))
-        hs = nn.Dropout(m.dropout, deterministic=not train)(hs)
+        hs = nn.Dropout(m.dropout, deterministic=not train)(hs)  # non-recurrent connections
         return {"logits": nn.Dense(self.vocab, name="head")(hs), "carry": new}
 
 
