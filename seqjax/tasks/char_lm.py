@@ -118,9 +118,9 @@ class CharLMTask(Task):
         return lm.CharLanguageModel(vocab=len(self.vocab), model_config=model_config)
 
     def initial_carry(self, params):
-        """The zero state of this host's streams: the train state's ``carry`` at step 0."""
-        return lm.initial_carries(self.cell, params,
-                                  self.config.train.batch_size // jax.process_count())
+        """The zero state of all B streams (the step sees the global batch, every host's
+        slice of the streams): the train state's ``carry`` at step 0."""
+        return lm.initial_carries(self.cell, params, self.config.train.batch_size)
 
     def probe_shape(self, batch):
         return None  # gradient flow across a window: experiments/char_lm_study.py
