@@ -32,8 +32,8 @@ Measured here: docs/char_lm.md.
 
 from seqjax.config import base_config
 
-VARIANTS = ("smoke", "cpu", "no_dropout", "small", "gru", "rnn", "tbptt10", "tbptt50", "tbptt200", "pt",
-            "pt_rnn", "gpu", "tpu")
+VARIANTS = ("smoke", "cpu", "no_dropout", "small", "gru", "rnn", "tbptt10", "tbptt50",
+            "tbptt200", "pt", "pt_rnn", "gpu", "tpu")
 # widths with the parameter count of :small's LSTM (0.35 M with embedding 64 and 66 ids)
 EQUAL_PARAMS_HIDDEN = {"lstm": 256, "gru": 299, "rnn": 526}
 

@@ -2,9 +2,9 @@ r"""The character-level language-model study, from run directories only.
 
     python -m experiments.char_lm_study --root=runs/char_lm --out=docs/figures/char_lm
 
-Reads the runs of configs/char_lm.py under ``--root`` (``lstm`` = ``:cpu``; ``small``, ``gru``,
-``rnn``, ``tbptt10``, ``tbptt50``, ``tbptt200``: the comparison at 0.35 M parameters; any that
-is missing is left out) and writes:
+Reads the runs of configs/char_lm.py under ``--root`` (``lstm`` = ``:cpu``; ``no_dropout``, its
+learning curve only; ``small``, ``gru``, ``rnn``, ``tbptt10``, ``tbptt50``, ``tbptt200``: the
+comparison at 0.35 M parameters; any that is missing is left out) and writes:
 
 * ``table.md``: per run its cell, width, parameters, window, steps, validation loss as the
   trainer measured it (32 pieces, each from a zero state) and over the validation text in ONE
@@ -35,6 +35,7 @@ _OUT = flags.DEFINE_string("out", "docs/figures/char_lm", "where the table and f
 _WINDOW = flags.DEFINE_integer("window", 300, "characters per window of the gradient figure")
 
 RUNS = ("lstm", "small", "gru", "rnn", "tbptt10", "tbptt50", "tbptt200")
+CURVE_ONLY = ("no_dropout",)  # drawn from its metrics even if it was stopped before the end
 TARGET = 1.55
 
 
@@ -86,7 +87,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw_curves(rows: list[dict], path: str) -> None:
+def draw_curves(rows: list[dict], extra: dict, path: str) -> None:
     from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
@@ -94,6 +95,10 @@ def draw_curves(rows: list[dict], path: str) -> None:
         steps, nats = r["curve"]
         ax1.plot(steps[1:], nats[1:], marker="o", ms=3, label=f"{r['name']} ({r['cell']} "
                  f"{r['hidden']}, window {r['tbptt']})")
+    for name, (steps, nats) in extra.items():
+        ax1.plot(steps[1:], nats[1:], marker="x", ms=3, ls="--", label=f"{name} (LSTM 512, no "
+                 f"dropout, window 100)")
+    ax1.axhline(TARGET, color="k", ls=":", lw=1)
     ax1.set(xlabel="training step", ylabel="validation nats/char",
             title="validation loss (32 pieces, each from a zero state)")
     ax1.legend(fontsize=7)
@@ -101,7 +106,8 @@ def draw_curves(rows: list[dict], path: str) -> None:
     if main:
         steps, nats = main[0]["curve"]
         minutes = steps / max(steps) * main[0]["wall_s"] / 60  # the wall time spread evenly
-        ax2.plot(minutes[1:], nats[1:], marker="o", color="C0", label="LSTM 512 (:cpu)")
+        ax2.plot(minutes[1:], nats[1:], marker="o", color="C0",
+                 label="LSTM 512, dropout 0.25 (:cpu)")
         ax2.axhline(TARGET, color="k", ls="--", lw=1, label=f"target {TARGET}")
         ax2.set(xlabel="≈ wall-clock minutes (2 CPU cores; the run's wall time spread evenly "
                        "over its steps)", ylabel="validation nats/char",
@@ -141,7 +147,9 @@ def main(argv):
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(text)
     print(text)
-    draw_curves(rows, os.path.join(out, "learning_curves.png"))
+    extra = {n: curve(os.path.join(root, n)) for n in CURVE_ONLY
+             if os.path.isfile(os.path.join(root, n, "metrics.jsonl"))}
+    draw_curves(rows, extra, os.path.join(out, "learning_curves.png"))
     draw_gradients([r for r in rows if r["name"] != "lstm"],
                    os.path.join(out, "window_gradients.png"))
     print(f"figures in {out}")
