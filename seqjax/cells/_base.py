@@ -13,6 +13,7 @@ computed as ``h_{t-1} @ W_hh`` with ``W_hh`` stored as (H_in, H_out).
 from __future__ import annotations
 
 import abc
+import numbers
 from typing import Any, Callable, Collection, Protocol, runtime_checkable
 
 import jax
@@ -29,6 +30,11 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 RECURRENT_INITS = ("orthogonal", "identity", "normal")
 INPUT_INITS = ("glorot_uniform", "normal", "zeros")
+# ``init_preset``: "seqjax" is every cell's own init; the others reproduce a library's default
+# init of its LSTM, GRU and simple RNN (seqjax.cells.presets), so they cover these cells only.
+PRESETS = ("seqjax", "torch", "keras", "flax")
+PRESET_CELLS = ("gru", "lstm", "rnn")
+CHRONO = "chrono"  # a gate bias drawn as in Tallec & Ollivier (2018): ``chrono_bias``
 
 
 # --------------------------------------------------------------------------- validators
@@ -44,6 +50,32 @@ def check_choice(name: str, value: Any, allowed: Collection[str]) -> None:
     """Raise a ValueError naming the allowed values unless ``value`` is one of them."""
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def check_preset(preset: Any, cell_name: str, name: str = "init_preset") -> None:
+    """Raise a ValueError unless ``preset`` is a preset that covers cell ``cell_name``."""
+    check_choice(name, preset, PRESETS)
+    if preset != "seqjax" and cell_name not in PRESET_CELLS:
+        raise ValueError(
+            f"{name} {preset!r} covers the cells {', '.join(PRESET_CELLS)}, not {cell_name!r}; "
+            f"the one preset of {cell_name!r} is 'seqjax'")
+
+
+def check_gate_bias(name: str, value: Any) -> None:
+    """Raise a ValueError unless ``value`` is a number (or array) or the string "chrono"."""
+    if isinstance(value, str):
+        if value != CHRONO:
+            raise ValueError(f"{name} must be a number or {CHRONO!r}, got {value!r}")
+    elif isinstance(value, bool) or not (isinstance(value, numbers.Real)
+                                         or hasattr(value, "dtype")):  # an array, or traced
+        raise ValueError(f"{name} must be a number or {CHRONO!r}, got {value!r}")
+
+
+def check_chrono_tmax(value: Any, name: str = "chrono_tmax") -> None:
+    """Raise a ValueError unless ``value`` is a number >= 2 (chrono draws from U(1, T_max - 1))."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 2:
+        raise ValueError(f"{name} must be a number >= 2 (chrono draws b = log U(1, T_max - 1)), "
+                         f"got {value!r}")
 
 
 def check_input(params: Params, x: Array, *, rank: int, what: str = "x") -> None:
@@ -82,6 +114,28 @@ def _input_block(key, input_dim: int, hidden: int, init: str, scale: float, dtyp
     return jnp.zeros((input_dim, hidden), dtype)
 
 
+CHRONO_STREAM = 0x6368726F  # "chro": chrono_bias's fold_in, apart from the weights' keys
+
+
+def chrono_bias(key, hidden: int, tmax: float, dtype) -> Array:
+    r"""Chrono gate biases (Tallec & Ollivier 2018): ``log u`` per unit, u ~ U(1, T_max − 1).
+
+    A gate σ(b) that keeps h_{t−1} (or C_{t−1}) at a rate σ(b) forgets over about
+    1/(1 − σ(b)) = 1 + e^b steps, so this spreads the units' memory times uniformly over
+    [2, T_max]. ``key`` is the cell's init key: the draw uses ``fold_in(key, CHRONO_STREAM)``,
+    so the weights do not change when chrono is switched on.
+    """
+    u = jax.random.uniform(jax.random.fold_in(key, CHRONO_STREAM), (hidden,), dtype,
+                           minval=1.0, maxval=tmax - 1.0)
+    return jnp.log(u)
+
+
+def set_block(b: Array, k: int, value: Array) -> Array:
+    """``b`` (G·H,) with gate block ``k`` (H entries) replaced by ``value``."""
+    H = value.shape[-1]
+    return b.at[k * H:(k + 1) * H].set(value)
+
+
 def _gated_weights(key, input_dim, hidden, n_gates, *, recurrent_init, recurrent_scale,
                    input_init, input_scale, dtype):
     """Fused (D, G*H) and (H, G*H) matrices, each gate block initialised on its own."""
@@ -104,7 +158,9 @@ class Cell(Protocol):
 
     * ``init(key, input_dim, hidden, **options) -> params``: a dict of named arrays.
       Every option that changes a comparison (forget-gate bias, recurrent init and its
-      scale, input init) is a keyword with a stated default (``init_options`` names them).
+      scale, input init) is a keyword with a stated default (``init_options`` names them);
+      every cell also takes ``init_preset`` (``PRESETS``; a library preset only for the
+      cells of ``PRESET_CELLS``) and ``dtype``.
     * ``initial_carry(batch, hidden, dtype) -> carry``: zeros.
     * ``step(params, carry, x_BxD) -> (carry, h_BxH)``: lax.scan's order.
     * ``project_inputs(params, x_...xD)`` and ``step_projected(params, carry, xw)``: the
@@ -171,14 +227,22 @@ class CellBase(abc.ABC):
         return self.step_projected(params, carry, self.project_inputs(params, x_BxD))
 
     def init(self, key, input_dim: int, hidden: int, **options) -> Params:
-        """Named parameters for inputs of size ``input_dim`` and ``hidden`` units."""
+        """Named parameters for inputs of size ``input_dim`` and ``hidden`` units.
+
+        Every cell takes ``init_preset`` (default "seqjax", the cell's own init) and
+        ``dtype`` besides its ``init_options``; a library preset ("torch", "keras", "flax")
+        only for the cells of ``PRESET_CELLS``, whose ``_init`` then receives it."""
         check_positive_int("input_dim", input_dim)
         check_positive_int("hidden", hidden)
-        unknown = set(options) - set(self.init_options) - {"dtype"}
+        unknown = set(options) - set(self.init_options) - {"dtype", "init_preset"}
         if unknown:
             raise ValueError(
                 f"cell {self.name!r} has no init option(s) {sorted(unknown)}; "
-                f"allowed: {', '.join(self.init_options)}")
+                f"allowed: {', '.join(self.init_options + ('init_preset',))}")
+        preset = options.pop("init_preset", "seqjax")
+        check_preset(preset, self.name)
+        if preset != "seqjax":  # only the cells of PRESET_CELLS get here
+            options["init_preset"] = preset
         return self._init(key, input_dim, hidden, **options)
 
     def project_inputs(self, params: Params, x: Array) -> Array:

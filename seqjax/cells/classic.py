@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells._base import (ACTIVATIONS, Array, CellBase, Params, _gated_weights,
-                                check_choice)
+                                check_choice, check_chrono_tmax, check_gate_bias, chrono_bias,
+                                set_block)
+from seqjax.cells.presets import library_params
 
 
 # --------------------------------------------------------------------------- RNN
@@ -32,6 +34,8 @@ class RNN(CellBase):
     ``activation="relu"`` this is the IRNN of Le et al. 2015 — or ``"normal"``, entries
     N(0, ρ²/H)), ``recurrent_scale=1.0`` (ρ; multiplies the orthogonal/identity matrix),
     ``input_init="glorot_uniform"``, ``input_scale=1.0``, bias zero.
+    ``init_preset="torch"``, ``"keras"`` or ``"flax"``: that library's default init of its
+    simple RNN instead (``seqjax.cells.presets``; the options above are then not used).
     """
 
     activation: str = "tanh"
@@ -41,9 +45,12 @@ class RNN(CellBase):
     def __post_init__(self):
         check_choice("activation", self.activation, ACTIVATIONS)
 
-    def _init(self, key, input_dim: int, hidden: int, *, recurrent_init: str = "orthogonal",
-             recurrent_scale: float = 1.0, input_init: str = "glorot_uniform",
-             input_scale: float = 1.0, dtype=jnp.float32) -> Params:
+    def _init(self, key, input_dim: int, hidden: int, *, init_preset: str = "seqjax",
+             recurrent_init: str = "orthogonal", recurrent_scale: float = 1.0,
+             input_init: str = "glorot_uniform", input_scale: float = 1.0,
+             dtype=jnp.float32) -> Params:
+        if init_preset != "seqjax":
+            return library_params(init_preset, self.name, key, input_dim, hidden, dtype)
         W_x, W_h = _gated_weights(
             key, input_dim, hidden, 1, recurrent_init=recurrent_init,
             recurrent_scale=recurrent_scale, input_init=input_init,
@@ -95,22 +102,38 @@ class LSTM(CellBase):
     constant is added at step time, so the step is exactly the equations above.
     ``recurrent_init="orthogonal"`` with ``recurrent_scale=1.0`` per (H, H) gate block,
     ``input_init="glorot_uniform"`` per (D, H) gate block, other biases zero.
+    ``init_preset="torch"``, ``"keras"`` or ``"flax"``: that library's default init of its
+    LSTM instead (``seqjax.cells.presets``; a numeric ``forget_bias`` and the options above
+    are then not used). ``forget_bias="chrono"`` (Tallec & Ollivier 2018), with any preset:
+    b_f = log u, u ~ U(1, ``chrono_tmax`` − 1) per unit (default T_max = 100), and b_i = −b_f.
     """
 
     name = "lstm"
-    init_options = ("forget_bias", "recurrent_init", "recurrent_scale", "input_init",
-                    "input_scale")
+    init_options = ("forget_bias", "chrono_tmax", "recurrent_init", "recurrent_scale",
+                    "input_init", "input_scale")
 
-    def _init(self, key, input_dim: int, hidden: int, *, forget_bias: float = 1.0,
+    def _init(self, key, input_dim: int, hidden: int, *, init_preset: str = "seqjax",
+             forget_bias: float | str = 1.0, chrono_tmax: float = 100.0,
              recurrent_init: str = "orthogonal", recurrent_scale: float = 1.0,
              input_init: str = "glorot_uniform", input_scale: float = 1.0,
              dtype=jnp.float32) -> Params:
-        W_x, W_h = _gated_weights(
-            key, input_dim, hidden, 4, recurrent_init=recurrent_init,
-            recurrent_scale=recurrent_scale, input_init=input_init,
-            input_scale=input_scale, dtype=dtype)
-        b = jnp.zeros((4, hidden), dtype).at[1].set(forget_bias).reshape(4 * hidden)
-        return {"W_x": W_x, "W_h": W_h, "b": b}
+        check_gate_bias("forget_bias", forget_bias)
+        chrono = isinstance(forget_bias, str)
+        if init_preset != "seqjax":
+            params = library_params(init_preset, self.name, key, input_dim, hidden, dtype)
+        else:
+            W_x, W_h = _gated_weights(
+                key, input_dim, hidden, 4, recurrent_init=recurrent_init,
+                recurrent_scale=recurrent_scale, input_init=input_init,
+                input_scale=input_scale, dtype=dtype)
+            b_f = 0.0 if chrono else forget_bias
+            b = jnp.zeros((4, hidden), dtype).at[1].set(b_f).reshape(4 * hidden)
+            params = {"W_x": W_x, "W_h": W_h, "b": b}
+        if chrono:  # gate blocks (i, f, g, o)
+            check_chrono_tmax(chrono_tmax)
+            b_f = chrono_bias(key, hidden, chrono_tmax, dtype)
+            params["b"] = set_block(set_block(params["b"], 1, b_f), 0, -b_f)
+        return params
 
     def initial_carry(self, batch: int, hidden: int, dtype=jnp.float32) -> LSTMCarry:
         z = jnp.zeros((batch, hidden), dtype)
@@ -151,22 +174,41 @@ class GRU(CellBase):
     Params: ``W_x`` (D, 3H), ``W_h`` (H, 3H), ``b`` (3H,), ``b_hn`` (H,); column blocks in
     the order ``GRU_GATES = (r, z, n)``.
 
-    Init options (defaults): ``recurrent_init="orthogonal"``, ``recurrent_scale=1.0``
-    per (H, H) block, ``input_init="glorot_uniform"`` per (D, H) block, biases zero.
+    Init options (defaults): ``update_bias=0.0`` — the initial b_z (z keeps h_{t−1}, so a
+    positive b_z starts with long memory), ``recurrent_init="orthogonal"``,
+    ``recurrent_scale=1.0`` per (H, H) block, ``input_init="glorot_uniform"`` per (D, H)
+    block, other biases zero. ``init_preset="torch"``, ``"keras"`` or ``"flax"``: that
+    library's default init of its GRU instead (``seqjax.cells.presets``; a numeric
+    ``update_bias`` and the options above are then not used). ``update_bias="chrono"``, with
+    any preset: z plays the LSTM's forget gate, so b_z = log u, u ~ U(1, ``chrono_tmax`` − 1)
+    (Tallec & Ollivier 2018); 1 − z, the candidate's weight, needs no bias of its own.
     """
 
     name = "gru"
-    init_options = ("recurrent_init", "recurrent_scale", "input_init", "input_scale")
+    init_options = ("update_bias", "chrono_tmax", "recurrent_init", "recurrent_scale",
+                    "input_init", "input_scale")
 
-    def _init(self, key, input_dim: int, hidden: int, *, recurrent_init: str = "orthogonal",
-             recurrent_scale: float = 1.0, input_init: str = "glorot_uniform",
-             input_scale: float = 1.0, dtype=jnp.float32) -> Params:
-        W_x, W_h = _gated_weights(
-            key, input_dim, hidden, 3, recurrent_init=recurrent_init,
-            recurrent_scale=recurrent_scale, input_init=input_init,
-            input_scale=input_scale, dtype=dtype)
-        return {"W_x": W_x, "W_h": W_h, "b": jnp.zeros((3 * hidden,), dtype),
-                "b_hn": jnp.zeros((hidden,), dtype)}
+    def _init(self, key, input_dim: int, hidden: int, *, init_preset: str = "seqjax",
+             update_bias: float | str = 0.0, chrono_tmax: float = 100.0,
+             recurrent_init: str = "orthogonal", recurrent_scale: float = 1.0,
+             input_init: str = "glorot_uniform", input_scale: float = 1.0,
+             dtype=jnp.float32) -> Params:
+        check_gate_bias("update_bias", update_bias)
+        chrono = isinstance(update_bias, str)
+        if init_preset != "seqjax":
+            params = library_params(init_preset, self.name, key, input_dim, hidden, dtype)
+        else:
+            W_x, W_h = _gated_weights(
+                key, input_dim, hidden, 3, recurrent_init=recurrent_init,
+                recurrent_scale=recurrent_scale, input_init=input_init,
+                input_scale=input_scale, dtype=dtype)
+            b = jnp.zeros((3, hidden), dtype).at[1].set(0.0 if chrono else update_bias)
+            params = {"W_x": W_x, "W_h": W_h, "b": b.reshape(3 * hidden),
+                      "b_hn": jnp.zeros((hidden,), dtype)}
+        if chrono:  # gate blocks (r, z, n)
+            check_chrono_tmax(chrono_tmax)
+            params["b"] = set_block(params["b"], 1, chrono_bias(key, hidden, chrono_tmax, dtype))
+        return params
 
     def initial_carry(self, batch: int, hidden: int, dtype=jnp.float32) -> Array:
         return jnp.zeros((batch, hidden), dtype)

@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells._base import (Array, CellBase, Params, _input_block, _recurrent_block,
-                                check_choice)
+                                check_choice, check_chrono_tmax, check_gate_bias, chrono_bias,
+                                set_block)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -119,18 +120,27 @@ class MinGRU(_LinearRecurrenceCell):
     Params: ``W_x`` (D, 2H), ``b`` (2H,); column blocks (z, h).
     Init options (defaults): ``update_bias=0.0`` — the initial b_z (negative values start
     with z small, i.e. long memory: at b_z = −2, 1 − z ≈ 0.88), ``input_init="glorot_uniform"``
-    with ``input_scale=1.0`` per (D, H) block, b_h zero.
+    with ``input_scale=1.0`` per (D, H) block, b_h zero. ``update_bias="chrono"``: 1 − z =
+    σ(−b_z) keeps h_{t−1}, so chrono (Tallec & Ollivier 2018) sets −b_z = log u,
+    u ~ U(1, ``chrono_tmax`` − 1): b_z = −log u ≤ 0, the sign opposite to the GRU's.
     """
 
     log_space: bool = True
     name = "mingru"
-    init_options = ("update_bias", "input_init", "input_scale")
+    init_options = ("update_bias", "chrono_tmax", "input_init", "input_scale")
 
-    def _init(self, key, input_dim, hidden, *, update_bias: float = 0.0,
-              input_init: str = "glorot_uniform", input_scale: float = 1.0,
-              dtype=jnp.float32) -> Params:
-        return _gate_blocks(key, input_dim, hidden, 2, (update_bias, 0.0),
-                            input_init=input_init, input_scale=input_scale, dtype=dtype)
+    def _init(self, key, input_dim, hidden, *, update_bias: float | str = 0.0,
+              chrono_tmax: float = 100.0, input_init: str = "glorot_uniform",
+              input_scale: float = 1.0, dtype=jnp.float32) -> Params:
+        check_gate_bias("update_bias", update_bias)
+        chrono = isinstance(update_bias, str)
+        params = _gate_blocks(key, input_dim, hidden, 2, (0.0 if chrono else update_bias, 0.0),
+                              input_init=input_init, input_scale=input_scale, dtype=dtype)
+        if chrono:  # blocks (z, h)
+            check_chrono_tmax(chrono_tmax)
+            b_z = -chrono_bias(key, hidden, chrono_tmax, dtype)
+            params["b"] = set_block(params["b"], 0, b_z)
+        return params
 
     def hidden_size(self, params):
         return params["W_x"].shape[1] // 2
@@ -166,18 +176,29 @@ class MinLSTM(_LinearRecurrenceCell):
     and b_i; at zero input f' = σ(b_f)/(σ(b_f) + σ(b_i)), so a forget bias alone cannot
     push f' past 1/(1 + ½) = ⅔: long memory needs b_i < 0 too (b_f = 2, b_i = −2 gives
     f' ≈ 0.88). ``input_init="glorot_uniform"``, ``input_scale=1.0`` per (D, H) block, b_h
-    zero.
+    zero. ``forget_bias="chrono"`` (Tallec & Ollivier 2018): b_f = log u,
+    u ~ U(1, ``chrono_tmax`` − 1), and b_i = −b_f (``input_bias`` is not used): then
+    σ(b_i) = 1 − σ(b_f) and f' = σ(b_f) at zero input, the LSTM's chrono forget gate.
     """
 
     log_space: bool = True
     name = "minlstm"
-    init_options = ("forget_bias", "input_bias", "input_init", "input_scale")
+    init_options = ("forget_bias", "input_bias", "chrono_tmax", "input_init", "input_scale")
 
-    def _init(self, key, input_dim, hidden, *, forget_bias: float = 0.0, input_bias: float = 0.0,
+    def _init(self, key, input_dim, hidden, *, forget_bias: float | str = 0.0,
+              input_bias: float = 0.0, chrono_tmax: float = 100.0,
               input_init: str = "glorot_uniform", input_scale: float = 1.0,
               dtype=jnp.float32) -> Params:
-        return _gate_blocks(key, input_dim, hidden, 3, (forget_bias, input_bias, 0.0),
-                            input_init=input_init, input_scale=input_scale, dtype=dtype)
+        check_gate_bias("forget_bias", forget_bias)
+        chrono = isinstance(forget_bias, str)
+        biases = (0.0, 0.0, 0.0) if chrono else (forget_bias, input_bias, 0.0)
+        params = _gate_blocks(key, input_dim, hidden, 3, biases, input_init=input_init,
+                              input_scale=input_scale, dtype=dtype)
+        if chrono:  # blocks (f, i, h)
+            check_chrono_tmax(chrono_tmax)
+            b_f = chrono_bias(key, hidden, chrono_tmax, dtype)
+            params["b"] = set_block(set_block(params["b"], 0, b_f), 1, -b_f)
+        return params
 
     def hidden_size(self, params):
         return params["W_x"].shape[1] // 3
