@@ -21,6 +21,12 @@ SPIKE_ENCODINGS = ("none", "rate", "latency")
 VMAP_SWEEP_CHOICES = ("auto", "on", "off")
 
 
+def _number_or_word(value) -> ml_collections.FieldReference:
+    """A field that takes a number or a word (a gate bias: 2.0 or "chrono"). A plain field
+    keeps its default's type: a ConfigDict and a --config flag would refuse the word."""
+    return ml_collections.FieldReference(value, field_type=object)
+
+
 def base_config() -> ml_collections.ConfigDict:
     """Every field with its default. Configs override; nothing else adds top-level keys."""
     c = ml_collections.ConfigDict()
@@ -39,8 +45,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.layers = 1
     c.model.bidirectional = False
     c.model.activation = "tanh"          # rnn only
-    c.model.forget_bias = 1.0            # lstm, minlstm: initial b_f (nothing added at step time)
-    c.model.update_bias = 0.0            # mingru: initial bias of the update gate z
+    c.model.init_preset = "seqjax"       # or "torch"/"keras"/"flax": their default (rnn, lstm, gru)
+    c.model.forget_bias = _number_or_word(1.0)  # lstm, minlstm: initial b_f (none added at step
+    c.model.update_bias = _number_or_word(0.0)  # time); gru, mingru: initial b_z; or "chrono"
+    c.model.chrono_tmax = 100.0          # T_max of "chrono": b ~ log U(1, T_max - 1)
     c.model.input_bias = 0.0             # minlstm: initial bias of the input gate
     c.model.r_min = 0.9                  # lru: ring |λ| ∈ [r_min, r_max] at init
     c.model.r_max = 0.999
@@ -78,10 +86,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 3
     c.train.resume = True                # continue from the workdir's newest checkpoint
     c.train.skip_nonfinite = False       # skip (and count) a step whose loss is NaN/Inf
-    c.train.vmap_sweep = "auto"          # "on": sweep members differing only in seed, learning rate,
-                                         # forget bias or recurrent scale train as one vmapped
-                                         # program; "auto": on accelerators and for init-only
-                                         # sweeps, not for training on CPU (it is slower there)
+    c.train.vmap_sweep = "auto"          # "on": members differing only in sweep.VMAPPABLE fields
+                                         # train as one vmapped program; "auto": on accelerators
+                                         # and for init-only sweeps, not for training on CPU
 
     # Devices: a (data, model) mesh; -1 = all devices. Batches split along "data".
     c.mesh = ml_collections.ConfigDict()
@@ -93,9 +100,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.raw_dir = ""                  # local raw files (TFDS manual_dir)
     c.data.data_dir = ""                 # prepared datasets; "": data.pipeline.default_data_dir()
 
-    # Runs of one config with some fields changed, one after another, each in
-    # <workdir>/<member name>. Mirrors the config's layout with lists as leaves:
-    # sweep.model.cell = ["rnn", "lstm"]; sweep.seed = [0, 1, 2] (cartesian product).
+    # Runs of one config with some fields changed, one after another, each in <workdir>/<member
+    # name>; lists as leaves: sweep.model.cell = ["rnn", "lstm"]; sweep.seed = [0, 1] (product).
     c.sweep = ml_collections.ConfigDict()
     # Named variants crossed with the sweep: "label: field=value, field=value", e.g.
     # "IRNN: model.cell=rnn, model.activation=relu, model.recurrent_init=identity".
@@ -132,6 +138,29 @@ def _positive(name: str, value, *, zero_ok: bool = False) -> None:
         raise ValueError(f"{name} must be {what} integer, got {value!r}")
 
 
+# Fields a library init_preset replaces (a gate bias of "chrono" still applies on top of it).
+PRESET_REPLACES = ("forget_bias", "update_bias", "recurrent_init", "recurrent_scale", "input_init")
+
+
+def _check_init(m, cells) -> None:
+    """model.init_preset, the gate biases (a number or "chrono") and chrono_tmax; a field the
+    preset or chrono would leave unused is an error unless it holds its default."""
+    cells.check_preset(m.init_preset, m.cell, name="model.init_preset")
+    for name in ("forget_bias", "update_bias"):
+        cells.check_gate_bias(f"model.{name}", m[name])
+    cells.check_chrono_tmax(m.chrono_tmax, name="model.chrono_tmax")
+    uses, defaults = set(cells.CELLS[m.cell].init_options), base_config().model
+    unused = [f"model.{k}={m[k]!r}" for k in PRESET_REPLACES if m.init_preset != "seqjax"
+              and k in uses and m[k] != defaults[k] and m[k] != cells.CHRONO]
+    if unused:
+        raise ValueError(f"model.init_preset={m.init_preset!r} sets the cell's weights and biases "
+                         f"itself, so {', '.join(unused)} would not be used: leave them at their "
+                         f"defaults (a gate bias of 'chrono' still applies on top of a preset)")
+    if m.cell == "minlstm" and m.forget_bias == cells.CHRONO and m.input_bias != 0.0:
+        raise ValueError(f"model.forget_bias='chrono' sets minlstm's input bias to -b_f, so "
+                         f"model.input_bias={m.input_bias!r} would not be used: leave it at 0.0")
+
+
 def validate(config, task_defaults: dict | None = None) -> None:
     """Raise a ValueError for unknown keys or bad values. ``task_defaults``: the task's extra fields."""
     from seqjax import cells  # local: keep this module import-light
@@ -152,6 +181,7 @@ def validate(config, task_defaults: dict | None = None) -> None:
     _choice("model.impl", m.impl, ("auto",) + tuple(sorted(IMPLS)))
     _choice("model.hoist", m.hoist, HOIST_CHOICES)
     _choice("model.spike_encoding", m.spike_encoding, SPIKE_ENCODINGS)
+    _check_init(m, cells)
     _choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _choice("train.schedule", t.schedule, SCHEDULES)
     _choice("train.vmap_sweep", t.vmap_sweep, VMAP_SWEEP_CHOICES)

@@ -27,11 +27,13 @@ from seqjax.batching import InputSpec
 
 
 def cell_options(model_config) -> tuple[dict, dict]:
-    """(step options, init options) for ``model_config.cell`` from the config's model fields."""
+    """(step options, init options) for ``model_config.cell`` from the config's model fields;
+    ``init_preset``, which every cell takes, is among the init options."""
     cell_cls = cells.CELLS[model_config.cell]
     step_fields = {f.name for f in dataclasses.fields(cell_cls)}
     step = {k: model_config[k] for k in step_fields if k in model_config}
-    init = {k: model_config[k] for k in cell_cls.init_options if k in model_config}
+    init = {k: model_config[k] for k in cell_cls.init_options + ("init_preset",)
+            if k in model_config}
     return step, init
 
 

@@ -50,6 +50,18 @@ def run_dir_problem(workdir: str) -> str | None:
             f"(a sweep's) in it")
 
 
+def _gate_init_label(m: dict) -> str:
+    """How a run's LSTM starts, from its config.json: "forget bias 1", "chrono, T_max 100",
+    "torch init", "keras init, chrono, T_max 50" (older runs have no init_preset)."""
+    preset, fb = m.get("init_preset", "seqjax"), m["forget_bias"]
+    parts = [] if preset == "seqjax" else [f"{preset} init"]
+    if fb == "chrono":
+        parts.append(f"chrono, T_max {m.get('chrono_tmax', 100):g}")
+    elif not parts:
+        parts.append(f"forget bias {fb:g}")
+    return ", ".join(parts)
+
+
 def load_run(workdir: str) -> dict:
     """config, metrics rows, summary (if finished) and a display label of one run directory."""
     cfg_path = os.path.join(workdir, CONFIG_FILE)
@@ -67,7 +79,7 @@ def load_run(workdir: str) -> dict:
     elif m["kind"] == "bow":
         label = "bag of words"
     elif m["cell"] == "lstm":
-        label = f"LSTM (forget bias {m['forget_bias']:g})"
+        label = f"LSTM ({_gate_init_label(m)})"
     elif m["cell"] == "rnn" and m["recurrent_init"] == "identity" and m["activation"] == "relu":
         label = "IRNN"
     elif m["cell"] == "rnn":
