@@ -313,7 +313,7 @@ def _diagnostics_history(workdir):
 
 
 HPARAMS = ("task.name", "task.seq_len", "model.kind", "model.cell", "model.hidden",
-           "model.activation", "model.forget_bias", "model.recurrent_init",
+           "model.activation", "model.forget_bias", "model.init_preset", "model.recurrent_init",
            "model.recurrent_scale", "train.optimizer", "train.learning_rate", "train.schedule",
            "train.batch_size", "seed")
 

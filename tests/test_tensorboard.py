@@ -71,7 +71,7 @@ def test_hparams_name_the_config_and_the_final_metrics(warmup_run):
     hp = values(start)
     assert {"model.cell": "lstm", "model.hidden": 8, "task.seq_len": 12, "task.name": "adding",
             "model.kind": "recurrent", "train.optimizer": "adam", "train.batch_size": 8,
-            "model.forget_bias": 1.0, "model.recurrent_init": "orthogonal",
+            "model.forget_bias": 1.0, "model.recurrent_init": "orthogonal", "model.init_preset": "seqjax",
             "model.activation": "tanh", "train.schedule": "warmup_cosine", "seed": 0} \
         .items() <= hp.items()
     assert hp["train.learning_rate"] == pytest.approx(PEAK)
