@@ -275,7 +275,7 @@ def _blank(item: dict) -> str:
 def cloze_table(results: list[ClozeResult], data: dict) -> str:
     """Markdown, one run: per item and candidate, log p total and per character and the rank
     by total (the right answer in bold); the last row, the right answer's rank per item."""
-    head = ["#", "candidate", "log p total (nats)", "log p per character (nats)",
+    head = ["prompt", "candidate", "log p total (nats)", "log p per character (nats)",
             "rank by total"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, (item, r) in enumerate(zip(data["items"], results)):
@@ -284,7 +284,7 @@ def cloze_table(results: list[ClozeResult], data: dict) -> str:
             cells = [str(i + 1) if j == 0 else "", name, f"{r.total[j]:.2f}",
                      f"{r.per_char[j]:.3f}", str(r.ranks[j])]
             lines.append("| " + " | ".join(cells) + " |")
-    ranks = "; ".join(f"#{i + 1}: {r.answer_rank} of {len(r.ranks)}"
+    ranks = "; ".join(f"prompt {i + 1}: {r.answer_rank} of {len(r.ranks)}"
                       for i, r in enumerate(results))
     lines.append(f"|  | **right answer's rank** |  |  | {ranks} |")
     return "\n".join(lines) + "\n"
@@ -310,7 +310,7 @@ def cloze_method(data: dict) -> str:
 def cloze_summary(results: dict[str, list[ClozeResult]], data: dict) -> str:
     """Markdown, several runs: the right answer's rank (by total log p) per item and run."""
     items = data["items"]
-    head = ["run"] + [f"#{i + 1} {item['answer']} (of {len(item['candidates'])})"
+    head = ["run"] + [f"prompt {i + 1}: {item['answer']} (of {len(item['candidates'])})"
                       for i, item in enumerate(items)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, rs in results.items():

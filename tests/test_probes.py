@@ -199,7 +199,7 @@ def test_candidates_are_ranked_by_total_log_prob_on_a_fake_scorer():
     data = {"before": "\n", "after": ".", "items": [item]}
     md = probes.cloze_table(probes.cloze_probe(fake, data), data)
     assert "| 1 | **chinês** (right) | -6.00 | -0.857 | 4 |" in md
-    assert "|  | **right answer's rank** |  |  | #1: 4 of 4 |" in md
+    assert "|  | **right answer's rank** |  |  | prompt 1: 4 of 4 |" in md
     summary = probes.cloze_summary({"fake": [r]}, data)
     assert summary.splitlines()[-1] == "| fake | 4 |"
 
