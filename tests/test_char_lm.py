@@ -18,8 +18,8 @@ from seqjax.data import pipeline, raw
 from seqjax.data import tiny_shakespeare as ts
 from seqjax.tasks.char_lm import StreamIterator, stream_batch
 from seqjax.writer import read_metrics, write_step_section
+from tests.realdata_helpers import SHARED  # $SEQJAX_SHARED_DATA, default ../shared/data
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 20
 
 
