@@ -65,6 +65,7 @@ def config_file(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow  # ≈ 60 s: worker processes each compile their own programs
 def test_local_workers_equal_the_in_process_sweep_and_rerun_skips(config_file, tmp_path):
     seq, par = tmp_path / "inprocess", tmp_path / "local"
     done = _train(config_file, seq, "inprocess")
@@ -97,7 +98,7 @@ def test_local_workers_equal_the_in_process_sweep_and_rerun_skips(config_file, t
         summary.keys()
 
 
-@pytest.mark.slow  # more worker processes; the default suite runs the 2-worker sweep
+@pytest.mark.slow  # more worker processes
 def test_a_diverging_member_is_recorded_and_the_others_finish(config_file, tmp_path):
     done = _train(config_file + ":nan", tmp_path, "local")
     assert done.returncode == 1
@@ -111,7 +112,7 @@ def test_a_diverging_member_is_recorded_and_the_others_finish(config_file, tmp_p
             assert s["steps"] == 4 and "error" not in s
 
 
-@pytest.mark.slow  # more worker processes; the default suite runs the 2-worker sweep
+@pytest.mark.slow  # more worker processes
 def test_a_failed_job_is_recorded_and_named_at_the_end(tmp_path):
     """A job that raised (or died) is a failure record; the others' summaries stay."""
     from configs.adding import get_config

@@ -19,7 +19,8 @@ holds it and a resumed run continues bit for bit.
 
 Evaluation reads ``task.eval_split`` as ``task.eval_streams`` consecutive pieces, each in one
 pass from a zero carry (the carry is kept across the whole piece). Metrics: ``nats_per_char``
-(the cross entropy, also the loss), ``bits_per_char`` and next-character ``accuracy``; the
+(the cross entropy, also the loss; success: < 1.55), ``bits_per_char`` and
+``next_char_accuracy`` (not ``accuracy``: success would judge it as a classifier's); the
 baseline is the training text's character frequencies (a unigram model). Every evaluation
 draws ``task.sample_length`` characters after each of ``task.prompts`` (seqjax.lm.sample), each
 prompt read after the first ``task.sample_context`` characters of the evaluation text (cut at a
@@ -139,7 +140,8 @@ class CharLMTask(Task):
         logits, targets = outputs["logits"], batch["targets"]
         ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets))
         acc = jnp.mean((jnp.argmax(logits, -1) == targets).astype(jnp.float32))
-        return ce, {"nats_per_char": ce, "bits_per_char": ce / math.log(2), "accuracy": acc}
+        return ce, {"nats_per_char": ce, "bits_per_char": ce / math.log(2),
+                    "next_char_accuracy": acc}
 
     def baseline(self):
         """The unigram model of the training text, scored on the evaluation text."""
@@ -148,7 +150,7 @@ class CharLMTask(Task):
         target = self.ids[self.settings.eval_split]
         nats = float(-np.mean(np.log(p[target])))
         return {"nats_per_char": nats, "bits_per_char": nats / math.log(2),
-                "accuracy": float(np.mean(target == np.argmax(counts)))}
+                "next_char_accuracy": float(np.mean(target == np.argmax(counts)))}
 
     def generation_eval(self, model, params, *, final: bool):
         return {}, {"text/samples": self.samples(params)}
