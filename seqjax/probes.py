@@ -86,6 +86,15 @@ def describe(config) -> str:
     return ("bidirectional " if m["bidirectional"] else "") + m["cell"].upper()
 
 
+def final_eval(run_dir: str, metric: str):
+    """The run's final evaluation of ``metric`` (summary.json), None if it has not finished."""
+    path = os.path.join(run_dir, rundir.SUMMARY_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get("final_eval", {}).get(metric)
+
+
 def load_run(run_dir: str) -> tuple[Scorer, dict]:
     """(scorer, info) of a trained run (``checkpoint.trained_model``): its model, newest
     parameters and the task's vocabulary. ``info``: step, model description and the final
@@ -95,11 +104,7 @@ def load_run(run_dir: str) -> tuple[Scorer, dict]:
         raise ValueError(f"{run_dir}: task {config.task.name!r} has no vocabulary; the order "
                          f"probe needs a text task (imdb)")
     config, task, model, step, params = trained_model(run_dir)
-    summary_path = os.path.join(run_dir, rundir.SUMMARY_FILE)
-    accuracy = None
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            accuracy = json.load(f).get("final_eval", {}).get("accuracy")
+    accuracy = final_eval(run_dir, "accuracy")
     label = f"{run_label(run_dir)} ({describe(config)})"
     scorer = Scorer(model, params, task.vocab, task.settings.seq_len, task.settings.truncate,
                     label)
@@ -257,11 +262,7 @@ def load_lm(run_dir: str) -> tuple[LogProb, dict]:
         raise ValueError(f"{run_dir}: task {config.task.name!r} is not a character-level "
                          f"language model; the cloze probe needs a char_lm run")
     config, task, _, step, params = trained_model(run_dir)
-    summary_path = os.path.join(run_dir, rundir.SUMMARY_FILE)
-    nats = None
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            nats = json.load(f).get("final_eval", {}).get("nats_per_char")
+    nats = final_eval(run_dir, "nats_per_char")
     info = {"label": f"{run_label(run_dir)} ({lm_name(config)})", "model": lm_name(config),
             "step": step, "nats_per_char": nats, "corpus": config.task.corpus,
             "eval_split": task.settings.eval_split}
