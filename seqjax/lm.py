@@ -51,18 +51,20 @@ def recurrent(cell, params, x_BxTxD, carries=None, *, probes_BxT1xH=None,
               unroll_options: dict | None = None):
     """The stacked layers over embedded inputs: (carries after the last step, top layer's
     hs (B, T, H)). ``carries`` None starts from zeros; ``probes_BxT1xH`` are added to the top
-    layer's h_0..h_T (seqjax.diagnostics): their gradient is ∂L/∂h_t."""
+    layer's h_0..h_T (seqjax.diagnostics): their gradient is ∂L/∂h_t. The layers below the
+    top run through ``unroll.unroll_stack``."""
     run = dict(unroll_options or {})
     if carries is None:
         carries = initial_carries(cell, params, x_BxTxD.shape[0])
-    names, new, x = layer_names(params), {}, x_BxTxD
-    for name in names:
-        carry0, probes = carries[name], None
-        if name == names[-1] and probes_BxT1xH is not None:
-            carry0, probes = U.probe_initial_carry(cell, carry0, probes_BxT1xH)
-            run["impl"] = U.resolve_impl(run.get("impl", "scan"), cell.name, probes=True)
-        new[name], x = U.unroll(cell, params[name], x, carry0, probes_BxTxH=probes, **run)
-    return new, x
+    names = layer_names(params)
+    below, hs = U.unroll_stack(cell, [params[n] for n in names[:-1]], x_BxTxD,
+                               [carries[n] for n in names[:-1]], **run)
+    top, probes = carries[names[-1]], None
+    if probes_BxT1xH is not None:
+        top, probes = U.probe_initial_carry(cell, top, probes_BxT1xH)
+        run["impl"] = U.resolve_impl(run.get("impl", "scan"), cell.name, probes=True)
+    top, hs = U.unroll(cell, params[names[-1]], hs, top, probes_BxTxH=probes, **run)
+    return dict(zip(names, below + [top])), hs
 
 
 def forward(cell, params, tokens_BxT, carries=None, **options):
