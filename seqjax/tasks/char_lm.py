@@ -59,8 +59,8 @@ class StreamIterator(IndexedIterator):
                 f"train.tbptt or train.batch_size")
         per_host = streams // hosts
         rows = np.arange(host * per_host, (host + 1) * per_host)
-        starts = rows[:, None] * length + np.arange(length)[None, :]
-        self.inputs, self.targets, self.window = ids[starts], ids[starts + 1], window
+        self.inputs, self.targets = pieces(ids, rows, length)
+        self.window = window
 
     def batch(self, n: int):
         w = n % self.windows
@@ -75,8 +75,15 @@ def stream_batch(ids: np.ndarray, streams: int) -> dict[str, np.ndarray]:
     if length < 1:
         raise ValueError(f"task.eval_streams={streams} is more than the {len(ids)}-character "
                          f"evaluation text allows")
-    starts = np.arange(streams)[:, None] * length + np.arange(length)[None, :]
-    return {"inputs": ids[starts], "targets": ids[starts + 1]}
+    inputs, targets = pieces(ids, np.arange(streams), length)
+    return {"inputs": inputs, "targets": targets}
+
+
+def pieces(ids: np.ndarray, rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) (len(rows), length): piece r is ``ids[r·length : (r+1)·length]``,
+    its targets the same characters shifted by one."""
+    starts = rows[:, None] * length + np.arange(length)[None, :]
+    return ids[starts], ids[starts + 1]
 
 
 class CharLMTask(Task):
