@@ -18,6 +18,11 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 MODEL_KINDS = ("recurrent", "feedforward", "bow")  # the keys of seqjax.models.MODELS
 HOIST_CHOICES = ("auto", "on", "off")
 SPIKE_ENCODINGS = ("none", "rate", "latency")
+# What the head of a LIF network reads (seqjax.models.SequenceModel): "last": the last spike
+# vector; "membrane": Σ_t u_t of a leaky integrator u_t = β_out·u_{t−1} + W s_t + b (Spyx's LI
+# layer and integral readout); "count": W Σ_t s_t + b (snnTorch's ce_count). Sums run over
+# valid steps.
+SPIKE_READOUTS = ("last", "membrane", "count")
 VMAP_SWEEP_CHOICES = ("auto", "on", "off")
 
 
@@ -25,6 +30,19 @@ def _number_or_word(value) -> ml_collections.FieldReference:
     """A field that takes a number or a word (a gate bias: 2.0 or "chrono"). A plain field
     keeps its default's type: a ConfigDict and a --config flag would refuse the word."""
     return ml_collections.FieldReference(value, field_type=object)
+
+
+def _spiking_fields(m: ml_collections.ConfigDict) -> None:
+    """The LIF cell's fields of ``base_config().model``: its step options, the spike encoding
+    of the inputs and the readout of the top layer's spikes (``SPIKE_READOUTS``)."""
+    m.beta = 0.9                         # lif: membrane decay
+    m.threshold = 1.0                    # lif: spike threshold
+    m.slope = 25.0                       # lif: slope k of the fast-sigmoid surrogate 1/(1+k|u|)²
+    m.spike_encoding = "none"            # inputs in [0, 1] as spikes: "rate" (Bernoulli) or
+    m.spike_steps = 1                    # "latency", spike_steps sub-steps per input step
+    m.spike_readout = "last"             # lif: what the head reads: SPIKE_READOUTS
+    m.readout_beta = 0.8                 # lif, spike_readout="membrane": β_out of the output
+                                         # leaky integrator (Spyx's LI default)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -52,11 +70,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.input_bias = 0.0             # minlstm: initial bias of the input gate
     c.model.r_min = 0.9                  # lru: ring |λ| ∈ [r_min, r_max] at init
     c.model.r_max = 0.999
-    c.model.beta = 0.9                   # lif: membrane decay
-    c.model.threshold = 1.0              # lif: spike threshold
-    c.model.slope = 25.0                 # lif: slope k of the fast-sigmoid surrogate 1/(1+k|u|)²
-    c.model.spike_encoding = "none"      # inputs in [0, 1] as spikes: "rate" (Bernoulli) or
-    c.model.spike_steps = 1              # "latency", spike_steps sub-steps per input step
+    _spiking_fields(c.model)
     c.model.recurrent_init = "orthogonal"
     c.model.recurrent_scale = 1.0
     c.model.input_init = "glorot_uniform"
@@ -161,6 +175,19 @@ def _check_init(m, cells) -> None:
                          f"model.input_bias={m.input_bias!r} would not be used: leave it at 0.0")
 
 
+def check_spike_readout(m) -> None:
+    """``model.spike_readout`` is one of ``SPIKE_READOUTS``; any but "last" reads spikes, so
+    it needs the LIF cell; ``model.readout_beta`` lies in [0, 1]."""
+    readout = m.get("spike_readout", "last")
+    _choice("model.spike_readout", readout, SPIKE_READOUTS)
+    if readout != "last" and m.cell != "lif":
+        raise ValueError(f"model.spike_readout={readout!r} reads a spike train, so it needs "
+                         f"model.cell='lif', not {m.cell!r}; use spike_readout='last'")
+    beta = m.get("readout_beta", 0.8)
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"model.readout_beta must lie in [0, 1], got {beta!r}")
+
+
 def validate(config, task_defaults: dict | None = None) -> None:
     """Raise a ValueError for unknown keys or bad values. ``task_defaults``: the task's extra fields."""
     from seqjax import cells  # local: keep this module import-light
@@ -181,6 +208,7 @@ def validate(config, task_defaults: dict | None = None) -> None:
     _choice("model.impl", m.impl, ("auto",) + tuple(sorted(IMPLS)))
     _choice("model.hoist", m.hoist, HOIST_CHOICES)
     _choice("model.spike_encoding", m.spike_encoding, SPIKE_ENCODINGS)
+    check_spike_readout(m)
     _check_init(m, cells)
     _choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _choice("train.schedule", t.schedule, SCHEDULES)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from seqjax import cells
 from seqjax import unroll as U
 from seqjax.batching import InputSpec
+from seqjax.config import check_spike_readout
 
 
 def cell_options(model_config) -> tuple[dict, dict]:
@@ -91,7 +92,12 @@ class RecurrentCore(nn.Module):
 
 
 class SequenceModel(nn.Module):
-    """Embedding (token inputs) → recurrent core → dropout → linear head."""
+    """Embedding (token inputs) → recurrent core → dropout → linear head.
+
+    A LIF core's head reads its top layer's spikes as ``model.spike_readout`` says
+    (seqjax.config.SPIKE_READOUTS): the last spike vector ("last"), a leaky integrator over
+    the whole spike train ("membrane") or the spike counts ("count"); ``_spike_head``.
+    """
 
     spec: InputSpec
     model_config: Any  # the config's ``model`` section (a frozen dict is fine)
@@ -113,11 +119,31 @@ class SequenceModel(nn.Module):
         )(x, lengths, probes)
         if m.cell == "lif":  # fraction of (example, step, unit) that spiked, top layer
             self.sow("intermediates", "spike_rate", _valid_mean(hs, lengths))
+        spike_readout = m.get("spike_readout", "last")
+        if spike_readout != "last":
+            return self._spike_head(hs, lengths, spike_readout, train)
         if encoding != "none" and m.spike_steps > 1:  # one output per input step: its last sub-step
             hs = hs[:, m.spike_steps - 1::m.spike_steps]
         features = final_h if self.spec.readout == "last" else hs
         features = nn.Dropout(m.dropout, deterministic=not train)(features)
         return nn.Dense(self.spec.output_dim, name="head")(features)
+
+    def _spike_head(self, s_BxTxH, lengths, readout: str, train: bool):
+        """Logits from the top layer's whole spike train s_t (all sub-steps), summed over the
+        valid steps t < length: "count": W Σ_t s_t + b; "membrane": Σ_t u_t with
+        u_t = β_out·u_{t−1} + W s_t + b, u_{−1} = 0 (``leaky_integral``)."""
+        check_spike_readout(self.model_config)
+        if self.spec.readout != "last":
+            raise ValueError(f"model.spike_readout={readout!r} gives one output per sequence "
+                             f"(readout 'last'); this task needs readout {self.spec.readout!r}")
+        B, T, _ = s_BxTxH.shape
+        valid_BxT = (jnp.ones((B, T), s_BxTxH.dtype) if lengths is None
+                     else U.valid_mask(lengths, T).astype(s_BxTxH.dtype))
+        s_BxTxH = nn.Dropout(self.model_config.dropout, deterministic=not train)(s_BxTxH)
+        head = nn.Dense(self.spec.output_dim, name="head")
+        if readout == "count":
+            return head(jnp.sum(s_BxTxH * valid_BxT[:, :, None], axis=1))
+        return leaky_integral(head(s_BxTxH), valid_BxT, self.model_config.readout_beta)
 
     def _spike_encode(self, x, lengths, encoding: str, steps: int):
         """(B, T, D) inputs in [0, 1] → (B, T·steps, D) spikes: each input step becomes
@@ -135,6 +161,22 @@ class SequenceModel(nn.Module):
             s = cells.latency_encode(x, steps)
         s = s.reshape(B, T * steps, D)
         return s, (None if lengths is None else lengths * steps)
+
+
+def leaky_integral(z_BxTxC, valid_BxT, beta: float):
+    """Σ_{t valid} u_t of the non-spiking leaky integrator u_t = β·u_{t−1} + z_t, u_{−1} = 0
+    (Spyx's ``LI`` layer read by its integral loss). Valid steps are a prefix, so the padding
+    after an example's length neither enters the sum nor the recursion of what is summed."""
+    def step(carry, inputs):
+        u, acc = carry
+        z_BxC, valid_B = inputs
+        u = beta * u + z_BxC
+        return (u, acc + valid_B[:, None] * u), None
+
+    zeros = jnp.zeros_like(z_BxTxC[:, 0])
+    (_, acc), _ = jax.lax.scan(step, (zeros, zeros),
+                               (jnp.swapaxes(z_BxTxC, 0, 1), jnp.swapaxes(valid_BxT, 0, 1)))
+    return acc
 
 
 def _valid_mean(hs_BxTxH, lengths):
