@@ -11,8 +11,11 @@ of a leaky integrator u_t = β_out·u_{t−1} + W s_t + b, Spyx's LI layer and i
 ``--config.model.cell=lif``); compare them with ``--config.model.spike_readout=...``.
 Data, splits and evaluation as configs/smnist.py (the whole 10,000-digit test set).
 
-Expected (docs/cells.md, "A spiking cell on row-MNIST", one CPU core of a shared 2-core
-machine): see the table there; the default reaches ≥ 95% test accuracy.
+Expected (docs/cells.md, "Reading the whole spike train"; measured pinned to one core of a shared
+2-core CPU): the default (H=256, 6,000 steps ≈ 12.8 epochs of batch 128, cosine from 2e-3) reaches
+96.55% test accuracy (target ≥ 95%) at spike rate 0.065 in 8 min 43 s. At H=128 and 6,000 steps:
+count 95.82%, membrane 94.94%, last 71.10%; at H=128 and 2,000 steps: count 93.80%, membrane 92.08%, last
+62.51%.
 """
 
 from configs import smnist
