@@ -15,7 +15,8 @@ import ml_collections
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
-MODEL_KINDS = ("recurrent", "feedforward", "bow")  # the keys of seqjax.models.MODELS
+MODEL_KINDS = ("recurrent", "feedforward", "bow", "lru_stack")  # the keys of seqjax.models.MODELS
+LRU_POOLS = ("last", "mean")             # model.pool of model.kind="lru_stack"
 HOIST_CHOICES = ("auto", "on", "off")
 SPIKE_ENCODINGS = ("none", "rate", "latency")
 # What the head of a LIF network reads (seqjax.models.SequenceModel): "last": the last spike
@@ -57,7 +58,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.task.eval_size = 1024    # examples in the fixed evaluation set
 
     c.model = ml_collections.ConfigDict()
-    c.model.kind = "recurrent"  # "feedforward": MLP on the flat sequence; "bow": mean word embedding
+    c.model.kind = "recurrent"  # "feedforward": MLP on the flat sequence; "bow": mean word embedding;
+                                # "lru_stack": Orvieto et al.'s LRU blocks (seqjax.models.LRUStack)
     c.model.cell = "lstm"
     c.model.hidden = 64
     c.model.layers = 1
@@ -68,8 +70,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.update_bias = _number_or_word(0.0)  # time); gru, mingru: initial b_z; or "chrono"
     c.model.chrono_tmax = 100.0          # T_max of "chrono": b ~ log U(1, T_max - 1)
     c.model.input_bias = 0.0             # minlstm: initial bias of the input gate
-    c.model.r_min = 0.9                  # lru: ring |λ| ∈ [r_min, r_max] at init
-    c.model.r_max = 0.999
+    _lru_fields(c.model)                 # lru: r_min, r_max, max_phase; lru_stack: d_model, pool
     _spiking_fields(c.model)
     c.model.recurrent_init = "orthogonal"
     c.model.recurrent_scale = 1.0
@@ -121,6 +122,16 @@ def base_config() -> ml_collections.ConfigDict:
     # "IRNN: model.cell=rnn, model.activation=relu, model.recurrent_init=identity".
     c.sweep_arms = ()
     return c
+
+
+def _lru_fields(m: ml_collections.ConfigDict) -> None:
+    """The LRU cell's init fields, and those of ``model.kind="lru_stack"``
+    (seqjax.models.LRUStack)."""
+    m.r_min = 0.9                        # lru: ring |λ| ∈ [r_min, r_max] at init
+    m.r_max = 0.999
+    m.max_phase = 6.283185307179586      # lru: arg λ uniform in [0, max_phase] at init (2π)
+    m.d_model = 64                       # lru_stack: width of the blocks (encoder, residual stream)
+    m.pool = "last"                      # lru_stack, readout "last": "last" valid step or "mean"
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -188,6 +199,16 @@ def check_spike_readout(m) -> None:
         raise ValueError(f"model.readout_beta must lie in [0, 1], got {beta!r}")
 
 
+def check_lru_stack(m) -> None:
+    """The fields of ``model.kind="lru_stack"`` (seqjax.models.LRUStack): an even model.hidden
+    (N = hidden/2 complex states), a positive model.d_model, model.pool one of ``LRU_POOLS``."""
+    if m.hidden % 2:
+        raise ValueError(f"model.kind='lru_stack' needs an even model.hidden (the LRU state is "
+                         f"hidden/2 complex numbers), got model.hidden={m.hidden!r}")
+    _positive("model.d_model", m.d_model)
+    _choice("model.pool", m.pool, LRU_POOLS)
+
+
 def validate(config, task_defaults: dict | None = None) -> None:
     """Raise a ValueError for unknown keys or bad values. ``task_defaults``: the task's extra fields."""
     from seqjax import cells  # local: keep this module import-light
@@ -210,6 +231,11 @@ def validate(config, task_defaults: dict | None = None) -> None:
     _choice("model.spike_encoding", m.spike_encoding, SPIKE_ENCODINGS)
     check_spike_readout(m)
     _check_init(m, cells)
+    if m.kind == "lru_stack":
+        check_lru_stack(m)
+        if m.cell != "lru":
+            raise ValueError(f"model.kind='lru_stack' stacks LRU layers: set model.cell='lru' "
+                             f"(got model.cell={m.cell!r})")
     _choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _choice("train.schedule", t.schedule, SCHEDULES)
     _choice("train.vmap_sweep", t.vmap_sweep, VMAP_SWEEP_CHOICES)

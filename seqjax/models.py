@@ -15,6 +15,7 @@ outputs: (B, output_dim) for ``readout="last"``, (B, T, output_dim) for ``"all"`
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 from seqjax import cells
 from seqjax import unroll as U
 from seqjax.batching import InputSpec
+from seqjax.config import check_lru_stack
 from seqjax.config import check_spike_readout
 
 
@@ -255,15 +257,119 @@ class BagOfWords(nn.Module):
         return nn.Dense(self.spec.output_dim, name="head")(features_BxE)
 
 
-MODELS = {"recurrent": SequenceModel, "feedforward": FeedForward, "bow": BagOfWords}
+class LRUBlock(nn.Module):
+    r"""One block of Orvieto et al. (2023)'s LRU network, pre-norm and residual:
+
+    .. math::
+        \hat u_t &= \mathrm{LayerNorm}(u_t), \qquad
+        x_t = \lambda \odot x_{t-1} + \gamma \odot (B \hat u_t) \quad (\text{the LRU cell}) \\
+        y_t &= \mathrm{GELU}(\mathrm{Re}(C x_t) + D \odot \hat u_t), \qquad
+        [a_t, b_t] = W y_t + c \\
+        u'_t &= u_t + \mathrm{Dropout}(a_t \odot \sigma(b_t))
+
+    The recurrence is the pure ``seqjax.cells`` LRU (params ``self.param("lru")`` are what
+    ``cell.init(key, d_model, hidden, r_min=, r_max=, max_phase=)`` returns: N = hidden/2
+    complex states) run by ``seqjax.unroll.unroll`` with ``run_options`` (``impl="parallel"``:
+    the associative scan); ``cell.output`` gives Re(C x_t) + D ⊙ û_t. Padded steps
+    (``lengths``) come after an example's valid ones and every map but the causal
+    recurrence is per step, so they never change a valid step's output.
+    """
+
+    d_model: int
+    hidden: int
+    dropout: float = 0.0
+    init_options: tuple = ()    # ((name, value), ...): r_min, r_max, max_phase
+    run_options: tuple = ()     # unroll keywords
+
+    @nn.compact
+    def __call__(self, u_BxTxD, lengths=None, train: bool = False):
+        cell = cells.get_cell("lru")
+        p = self.param("lru", lambda key: cell.init(key, self.d_model, self.hidden,
+                                                    **dict(self.init_options)))
+        v_BxTxD = nn.LayerNorm(name="norm")(u_BxTxD)
+        _, hs_BxTxH = U.unroll(cell, p, v_BxTxD, lengths=lengths, **dict(self.run_options))
+        y_BxTxD = nn.gelu(cell.output(p, hs_BxTxH, v_BxTxD))
+        a_BxTxD, b_BxTxD = jnp.split(nn.Dense(2 * self.d_model, name="glu")(y_BxTxD), 2, axis=-1)
+        y_BxTxD = nn.Dropout(self.dropout, deterministic=not train)(a_BxTxD * nn.sigmoid(b_BxTxD))
+        return u_BxTxD + y_BxTxD
+
+
+class LRUStack(nn.Module):
+    """The LRU network of Orvieto et al. (2023): encoder → ``model.layers`` ``LRUBlock``s →
+    readout → linear head (``model.kind="lru_stack"``).
+
+    Encoder: Dense(``model.d_model``) (token inputs: an embedding of width d_model). Each
+    block's LRU has ``model.hidden``/2 complex states, initialised on the ring
+    ``model.r_min`` ≤ |λ| ≤ ``model.r_max`` with phases in [0, ``model.max_phase``], and is
+    unrolled with ``model.impl`` ("parallel": the associative scan; "scan": sequential).
+    ``model.dropout`` is the blocks' dropout. Readout "all": the head at every step;
+    readout "last": ``model.pool`` = "last" (the output at each example's last valid step,
+    t = lengths − 1) or "mean" (the mean over its valid steps, the paper's pooling for
+    classification). ``model.cell`` is not read (the recurrence is always the LRU).
+    """
+
+    spec: InputSpec
+    model_config: Any
+
+    @nn.compact
+    def __call__(self, batch, probes=None, train: bool = False):
+        m = self.model_config
+        check_lru_stack(m)
+        x, lengths = batch["inputs"], batch.get("lengths")
+        if self.spec.kind == "tokens":
+            x = nn.Embed(self.spec.dim, m.d_model, name="encoder")(x)
+        else:
+            x = nn.Dense(m.d_model, name="encoder")(x)
+        init = {k: m[k] for k in cells.LRU.init_options if k in m}
+        run = unroll_options(m) | {"impl": U.resolve_impl(m.impl, "lru")}
+        for layer in range(m.layers):
+            x = LRUBlock(d_model=m.d_model, hidden=m.hidden, dropout=m.dropout,
+                         init_options=tuple(sorted(init.items())),
+                         run_options=tuple(sorted(run.items())),
+                         name=f"block{layer}")(x, lengths, train)
+        if self.spec.readout == "last":
+            x = pool(x, lengths, m.pool)
+        return nn.Dense(self.spec.output_dim, name="head")(x)
+
+
+def pool(x_BxTxD, lengths, how: str):
+    """(B, D) from (B, T, D): the step t = lengths − 1 (``"last"``; T − 1 without lengths) or
+    the mean over the valid steps t < lengths (``"mean"``). An empty example (length 0)
+    gives step 0 for "last" and zeros for "mean"."""
+    B, T, _ = x_BxTxD.shape
+    if how == "last":
+        if lengths is None:
+            return x_BxTxD[:, -1]
+        return x_BxTxD[jnp.arange(B), jnp.clip(lengths - 1, 0, T - 1)]
+    if lengths is None:
+        return jnp.mean(x_BxTxD, axis=1)
+    valid_BxT = U.valid_mask(lengths, T).astype(x_BxTxD.dtype)
+    total_BxD = jnp.sum(x_BxTxD * valid_BxT[:, :, None], axis=1)
+    return total_BxD / jnp.maximum(jnp.sum(valid_BxT, axis=1, keepdims=True), 1.0)
+
+
+MODELS = {"recurrent": SequenceModel, "feedforward": FeedForward, "bow": BagOfWords,
+          "lru_stack": LRUStack}
 
 
 def build_model(model_config, spec: InputSpec) -> nn.Module:
-    """The module for ``model.kind``, a key of ``MODELS`` ("recurrent", "feedforward", "bow")."""
+    """The module for ``model.kind``, a key of ``MODELS`` ("recurrent", "feedforward", "bow",
+    "lru_stack")."""
     if model_config.kind not in MODELS:
         raise ValueError(f"unknown model.kind {model_config.kind!r}; allowed: "
                          f"{', '.join(sorted(MODELS))}")
     return MODELS[model_config.kind](spec=spec, model_config=model_config)
+
+
+def param_count(model_config, spec: InputSpec) -> int:
+    """How many numbers the model for ``model_config`` on inputs ``spec`` holds (its params'
+    sizes, from shapes alone: nothing is computed)."""
+    shape = (2, spec.seq_len) if spec.kind == "tokens" else (2, spec.seq_len, spec.dim)
+    dtype = jnp.int32 if spec.kind == "tokens" else jnp.float32
+    model = build_model(model_config, spec)
+    shapes = jax.eval_shape(model.init, jax.random.key(0),
+                            {"inputs": jax.ShapeDtypeStruct(shape, dtype)})
+    return sum(int(math.prod(a.shape)) for a in jax.tree.leaves(shapes["params"]))
 
 
 def probe_shape(model_config, batch) -> tuple[int, int, int] | None:

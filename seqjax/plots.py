@@ -78,6 +78,8 @@ def load_run(workdir: str) -> dict:
         label = "feed-forward"
     elif m["kind"] == "bow":
         label = "bag of words"
+    elif m["kind"] == "lru_stack":
+        label = f"LRU stack ({m['layers']} blocks)"
     elif m["cell"] == "lstm":
         label = f"LSTM ({_gate_init_label(m)})"
     elif m["cell"] == "rnn" and m["recurrent_init"] == "identity" and m["activation"] == "relu":

@@ -67,7 +67,7 @@ def test_registry_config_and_errors():
     batch = {"inputs": np.zeros((2, T), np.int32)}
     assert models.probe_shape(bow_config(), batch) is None
     with pytest.raises(ValueError, match=r"unknown model.kind 'cnn'; allowed: bow, feedforward, "
-                                         r"recurrent"):
+                                         r"lru_stack, recurrent"):
         models.build_model(bow_config(kind="cnn"), SPEC)
     tagger = InputSpec(kind="tokens", dim=VOCAB, output_dim=2, readout="all", seq_len=T)
     with pytest.raises(ValueError, match=r"readout 'all'"):
