@@ -75,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.recurrent_init = "orthogonal"
     c.model.recurrent_scale = 1.0
     c.model.input_init = "glorot_uniform"
+    c.model.input_scale = 1.0            # multiplies the input init (rnn, lstm, gru, lif)
     c.model.impl = "auto"                # "auto" (the fastest correct impl for the backend:
                                          # unroll.resolve_impl) or a key of unroll.IMPLS
     c.model.unroll = 1
