@@ -35,7 +35,9 @@ def test_chrono_arms_set_tmax_to_the_sequence_length():
     assert {m.model.forget_bias for m in members.values()} == {1.0, 2.0, "chrono"}
 
 
-@pytest.mark.parametrize("module,variant", [(irnn_adding, "150:smoke"), (chrono_adding, "smoke")])
+@pytest.mark.parametrize("module,variant", [
+    (irnn_adding, "150:smoke"),
+    pytest.param(chrono_adding, "smoke", marks=pytest.mark.slow)])  # three arms: 18 s
 def test_smoke_variants_train_end_to_end(tmp_path, module, variant):
     out = train.train_and_evaluate(module.get_config(variant), str(tmp_path))
     finals = [s["final_eval"]["mse"] for s in out["members"].values()]

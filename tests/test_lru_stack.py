@@ -129,8 +129,9 @@ def test_lstm_arm_has_about_the_parameters_of_the_stack(task):
     assert abs(counts[1] - counts[0]) <= 0.05 * counts[0], counts
 
 
-@pytest.mark.parametrize("variant,metric", [("adding:smoke", "mse"),
-                                            ("copy:smoke", "recall_accuracy")])
+@pytest.mark.parametrize("variant,metric", [
+    ("adding:smoke", "mse"),
+    pytest.param("copy:smoke", "recall_accuracy", marks=pytest.mark.slow)])
 def test_smoke_variants_train_end_to_end(tmp_path, variant, metric):
     c = lru_stack.get_config(variant)
     assert c.model.kind == "lru_stack" and c.model.impl == "parallel"
