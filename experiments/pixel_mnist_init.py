@@ -22,7 +22,6 @@ digits (cross entropy of a Glorot read-out of h_T).
 
 from __future__ import annotations
 
-import gzip
 import os
 
 import jax
@@ -32,6 +31,7 @@ from absl import app, flags, logging
 
 from seqjax import cells, diagnostics
 from seqjax import unroll as U
+from seqjax.data.mnist import read_idx
 
 INITS = (("forget_bias=1", {"forget_bias": 1.0}), ("forget_bias=2", {"forget_bias": 2.0}),
          ("forget_bias=3", {"forget_bias": 3.0}), ("forget_bias=4", {"forget_bias": 4.0}),
@@ -62,11 +62,8 @@ def closed_form_eigenvalues(params) -> np.ndarray:
 
 def load_digits(raw_dir: str, n: int) -> tuple[jax.Array, jax.Array]:
     """The first ``n`` training digits as (n, 784, 1) pixels in [0, 1] and their labels."""
-    def read(name, offset):
-        with gzip.open(os.path.join(raw_dir, name)) as f:
-            return np.frombuffer(f.read()[offset:], np.uint8)
-    images = read("train-images-idx3-ubyte.gz", 16).reshape(-1, 784)[:n]
-    labels = read("train-labels-idx1-ubyte.gz", 8)[:n]
+    images = read_idx(os.path.join(raw_dir, "train-images-idx3-ubyte.gz"))[:n].reshape(n, 784)
+    labels = read_idx(os.path.join(raw_dir, "train-labels-idx1-ubyte.gz"))[:n]
     return jnp.asarray(images[:, :, None] / 255.0, jnp.float32), jnp.asarray(labels)
 
 
