@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 import zlib
 from typing import Any, Callable
 
@@ -164,14 +165,16 @@ def _no_restore_message(directory: str, failures, log_path: str) -> str:
 
 
 class _DetailsTo:
-    """Within the block, library tracebacks (orbax's unawaited coroutines, reported when
-    they are collected) and the restore errors go to a log file instead of stderr. After a
-    failed restore, the coroutines of the failed reads may be collected later still (as the
-    process exits): the hook then stays, sending those to the log and anything else to the
-    hook it replaced."""
+    """Within the block, library tracebacks and warnings (orbax's unawaited coroutines,
+    reported when they are collected, as an unraisable exception or as a RuntimeWarning
+    "coroutine ... was never awaited") and the restore errors go to a log file instead of
+    stderr. After a failed restore, the coroutines of the failed reads may be collected later
+    still (as the process exits): the hooks then stay, sending those to the log and anything
+    else to the hooks they replaced."""
 
     def __init__(self, path: str):
         self.path, self._previous, self.failed = path, None, False
+        self._previous_warning = None
 
     def _write(self, text: str) -> None:
         try:
@@ -192,8 +195,14 @@ class _DetailsTo:
         self._write(f"{unraisable.err_msg or 'Exception ignored in'}: {unraisable.object!r}\n" +
                     "".join(traceback.format_exception(unraisable.exc_value)))
 
+    def _warning(self, message, category, filename, lineno, file=None, line=None) -> None:
+        if self._depth == 0 and "coroutine" not in str(message):
+            return self._previous_warning(message, category, filename, lineno, file, line)
+        self._write(warnings.formatwarning(message, category, filename, lineno, line))
+
     def __enter__(self):
         self._previous, sys.unraisablehook, self._depth = sys.unraisablehook, self._unraisable, 1
+        self._previous_warning, warnings.showwarning = warnings.showwarning, self._warning
         return self
 
     def __exit__(self, *exc):
@@ -201,6 +210,7 @@ class _DetailsTo:
         self._depth = 0
         if not self.failed:
             sys.unraisablehook = self._previous
+            warnings.showwarning = self._previous_warning
 
 
 class Checkpointer:

@@ -91,3 +91,22 @@ def test_no_checkpoint_restores_is_an_error_and_moves_nothing(runs):
     assert (workdir / "restore.log").read_text().count("Traceback") >= 3
     assert "--config.train.resume=False" in message
     assert drill.checkpoint_names(workdir) == runs["before"]
+
+
+def test_unawaited_coroutine_warnings_of_a_failed_restore_go_to_the_log(tmp_path):
+    """A failed read's coroutine may be reported as a RuntimeWarning rather than as an
+    unraisable exception, and late (when it is collected): into restore.log, not stderr."""
+    import warnings
+
+    from seqjax.checkpoint import _DetailsTo
+    log, shown = tmp_path / "restore.log", []
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *args, **kwargs: shown.append(str(message))
+        with _DetailsTo(str(log)) as details:
+            details.exception("checkpoint step 3", ValueError("damaged"))
+        warnings.warn("coroutine 'read' was never awaited", RuntimeWarning)  # after the block
+        warnings.warn("something else", UserWarning)
+    assert shown == ["something else"]
+    text = log.read_text()
+    assert "ValueError: damaged" in text and "RuntimeWarning: coroutine 'read' was never" in text
