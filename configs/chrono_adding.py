@@ -14,7 +14,7 @@ Measured numbers: docs/vanishing_gradients.md, "Chrono initialisation".
 
 from configs.adding import get_config as adding_config
 
-STEPS = {200: 3000, 400: 4000}
+STEPS = {200: 3000, 400: 3000}
 VARIANTS = ("200", "400", "smoke")
 
 

@@ -42,24 +42,31 @@ CELL_SPECS = (
 )
 
 
+def init_grad_norms(cell, init_opts: dict, seq_len: int, hidden: int, batch: int, seed: int,
+                    dtype=jnp.float32) -> jax.Array:
+    """Mean over an adding-problem batch of ‖∂L/∂h_t‖, t = 0..T, at initialisation: ``cell``
+    initialised with key ``seed`` and ``init_opts``, a Glorot read-out of h_T, MSE loss;
+    the data from key ``seed + 1``. ``dtype=jnp.float64`` computes the gradients in double
+    precision (float32 underflows below ~1e-38, reached by T = 1000)."""
+    x, y = adding_batch(jax.random.key(seed + 1), batch, seq_len)
+    k_cell, k_out = jax.random.split(jax.random.key(seed))
+    params = cell.init(k_cell, x.shape[-1], hidden, **init_opts)
+    w_out = jax.nn.initializers.glorot_uniform()(k_out, (hidden, 1), jnp.float32)
+    with jax.enable_x64(jnp.dtype(dtype) == jnp.float64):
+        params, w_out, x, y = jax.tree.map(lambda a: jnp.asarray(a, dtype), (params, w_out, x, y))
+
+        def loss_fn(final_carry, hs):
+            return jnp.mean(((cell.hidden(final_carry) @ w_out)[:, 0] - y) ** 2)
+
+        return jnp.mean(diagnostics.hidden_grad_norms(cell, params, x, loss_fn), axis=0)
+
+
 def measure(seq_len: int = 100, hidden: int = 128, batch: int = 32, seed: int = 0,
             specs=CELL_SPECS) -> dict[str, jax.Array]:
     """{row label: mean over the batch of ‖∂L/∂h_t‖ for t = 0..T} at initialisation."""
-    x, y = adding_batch(jax.random.key(seed + 1), batch, seq_len)
-    results = {}
-    for label, name, step_opts, init_opts in specs:
-        cell = cells.get_cell(name, **step_opts)
-        k_cell, k_out = jax.random.split(jax.random.key(seed))
-        params = cell.init(k_cell, x.shape[-1], hidden, **init_opts)
-        w_out = jax.nn.initializers.glorot_uniform()(k_out, (hidden, 1), jnp.float32)
-
-        def loss_fn(final_carry, hs, w_out=w_out, cell=cell):
-            pred = (cell.hidden(final_carry) @ w_out)[:, 0]
-            return jnp.mean((pred - y) ** 2)
-
-        norms_BxT1 = diagnostics.hidden_grad_norms(cell, params, x, loss_fn)
-        results[label] = jnp.mean(norms_BxT1, axis=0)
-    return results
+    return {label: init_grad_norms(cells.get_cell(name, **step_opts), init_opts, seq_len, hidden,
+                                   batch, seed)
+            for label, name, step_opts, init_opts in specs}
 
 
 def format_table(results: dict[str, jax.Array], seq_len: int) -> str:
@@ -73,10 +80,15 @@ def format_table(results: dict[str, jax.Array], seq_len: int) -> str:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("seq_len", 100, "sequence length T")
-flags.DEFINE_integer("hidden", 128, "hidden units H")
-flags.DEFINE_integer("batch", 32, "examples averaged over")
-flags.DEFINE_integer("seed", 0, "parameter seed (data seed is seed + 1)")
+
+
+def define_flags() -> None:
+    """The command line's flags (defined here, not at import, so that other scripts can import
+    this module and define flags of the same names)."""
+    flags.DEFINE_integer("seq_len", 100, "sequence length T")
+    flags.DEFINE_integer("hidden", 128, "hidden units H")
+    flags.DEFINE_integer("batch", 32, "examples averaged over")
+    flags.DEFINE_integer("seed", 0, "parameter seed (data seed is seed + 1)")
 
 
 def main(argv):
@@ -91,4 +103,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from seqjax import cells, diagnostics
-from seqjax.tasks.adding import adding_batch
+from experiments import gradient_flow
+from seqjax import cells
 
 PRESETS = ("seqjax", "torch", "keras", "flax")
 CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -50,20 +50,9 @@ def rows(seq_len: int) -> list[tuple[str, str, dict]]:
 def ratio(cell_name: str, init_opts: dict, seq_len: int, hidden: int, batch: int,
           seed: int) -> float:
     """‖∂L/∂h_0‖/‖∂L/∂h_T‖ (batch means of the per-example norms), in float64."""
-    cell = cells.get_cell(cell_name)
-    x, y = adding_batch(jax.random.key(seed + 1), batch, seq_len)
-    k_cell, k_out = jax.random.split(jax.random.key(seed))
-    params = cell.init(k_cell, x.shape[-1], hidden, **init_opts)
-    w_out = jax.nn.initializers.glorot_uniform()(k_out, (hidden, 1), jnp.float32)
-    with jax.enable_x64(True):
-        f64 = lambda a: jnp.asarray(a, jnp.float64)
-        params, w_out, x, y = jax.tree.map(f64, (params, w_out, x, y))
-
-        def loss_fn(final_carry, hs):
-            return jnp.mean(((cell.hidden(final_carry) @ w_out)[:, 0] - y) ** 2)
-
-        norms = jnp.mean(diagnostics.hidden_grad_norms(cell, params, x, loss_fn), axis=0)
-        return float(norms[0] / norms[seq_len])
+    norms = gradient_flow.init_grad_norms(cells.get_cell(cell_name), init_opts, seq_len, hidden,
+                                          batch, seed, dtype=jnp.float64)
+    return float(norms[0] / norms[seq_len])
 
 
 def measure(seeds: int, hidden: int, batch: int, seq_lens=SEQ_LENS) -> dict:
@@ -134,7 +123,7 @@ def main(argv):
 
 def define_flags() -> None:
     """The command line's flags (defined here, not at import, so that the module can be
-    imported beside experiments.gradient_flow, which defines flags of the same names)."""
+    imported beside other scripts that define flags of the same names)."""
     flags.DEFINE_integer("seeds", 5, "parameter seeds 0..seeds-1 (data seed is seed + 1)")
     flags.DEFINE_integer("hidden", 128, "hidden units H")
     flags.DEFINE_integer("batch", 32, "examples averaged over")

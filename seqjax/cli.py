@@ -27,7 +27,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from seqjax import config as config_lib
-from seqjax import launch, report, train
+from seqjax import launch, train
 from seqjax.tasks import TASKS
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file[:variant]",
@@ -194,6 +194,11 @@ def _compilation_cache() -> str | None:
     return cache_dir
 
 
+def _print_report(workdir: str) -> None:
+    from seqjax import report  # matplotlib (≈1.5 s to import): not for runs that stop on bad input
+    report.print_report(workdir)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -209,13 +214,13 @@ def main(argv):
     try:
         train.train_and_evaluate(config, _WORKDIR.value, _LAUNCHER.value)
         if jax.process_index() == 0:  # one host draws the figures
-            report.print_report(_WORKDIR.value)
+            _print_report(_WORKDIR.value)
     except train.TrainingInterrupted as e:
         print(f"{e}.\nTo resume, run:\n  {_resume_command(sys.argv)}", file=sys.stderr)
         sys.exit(128 + e.signum)
     except train.SweepDivergedError as e:  # the other members finished: show what they found
         if jax.process_index() == 0:
-            report.print_report(_WORKDIR.value)
+            _print_report(_WORKDIR.value)
         _fail(str(e))
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once
         print("interrupted again: stopped without saving. The newest complete checkpoint is "
