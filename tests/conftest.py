@@ -3,6 +3,10 @@
 These settings must be made before JAX initialises a backend, which is why they live
 here, at import time of the test session.
 
+In-process training runs use ONE of the 8 devices where their config says ``mesh.data=-1``
+(all): an 8-way data-parallel step costs a quarter more time on 2 cores and tests nothing new
+outside the tests of sharding, which are marked ``all_devices`` and get the whole mesh.
+
 Compile time dominates this suite (hundreds of tiny jitted functions), so tests ask XLA's
 CPU backend for optimisation level 0: about 30% less CPU time, same IEEE arithmetic (XLA
 does not enable fast-math on CPU), and nothing here is timed. Set SEQJAX_TEST_XLA_OPT=1
@@ -24,3 +28,22 @@ import jax  # noqa: E402
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_device_unless_all_devices(request, monkeypatch):
+    """``mesh.data=-1`` means one device here, except in tests marked ``all_devices``."""
+    if request.node.get_closest_marker("all_devices"):
+        return
+    from seqjax import sharding
+    make_mesh = sharding.make_mesh
+
+    def one_device(mesh_config=None, devices=None):
+        if devices is None and (mesh_config is None or int(mesh_config.data) == -1):
+            devices = jax.devices()[:1 if mesh_config is None else int(mesh_config.model)]
+        return make_mesh(mesh_config, devices)
+
+    monkeypatch.setattr(sharding, "make_mesh", one_device)

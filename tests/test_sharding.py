@@ -40,6 +40,7 @@ def assert_same_numbers(a, b):
         np.testing.assert_allclose(na[k], nb[k], rtol=RTOL, atol=1e-7, err_msg=str(k))
 
 
+@pytest.mark.all_devices
 def test_eight_devices_are_there():
     assert jax.device_count() == 8
     mesh = sharding.make_mesh(None)
@@ -56,6 +57,7 @@ def test_sharded_run_equals_single_device_run(tmp_path):
     assert_same_numbers(str(tmp_path / "one"), str(tmp_path / "eight"))
 
 
+@pytest.mark.all_devices
 def test_indivisible_batch_and_bad_mesh_fail_clearly(tmp_path):
     c = smoke()
     c.train.batch_size = 12
@@ -67,6 +69,7 @@ def test_indivisible_batch_and_bad_mesh_fail_clearly(tmp_path):
         sharding.make_mesh(type("M", (), {"data": 16, "model": 1})())
 
 
+@pytest.mark.all_devices
 def test_batch_is_split_over_the_data_axis():
     mesh = sharding.make_mesh(None)
     x = sharding.global_batch({"inputs": np.zeros((16, 5, 2), np.float32)}, mesh)["inputs"]
