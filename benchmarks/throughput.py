@@ -61,8 +61,10 @@ CPU_SIZES = {"S": dict(B=32, D=32, H=128, T=100), "M": dict(B=64, D=64, H=256, T
              "P": dict(B=16, D=1, H=128, T=1000)}
 GPU_SIZES = {f"G{b}x{h}x{t}": dict(B=b, D=h, H=h, T=t)
              for b in (64, 256) for h in (512, 1024) for t in (100, 1000)}
+TINY_SIZES = {"XS": dict(B=4, D=4, H=8, T=10)}  # --dry-run checks of the script itself
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 LR = 0.01
+DTYPES = ("float32", "bfloat16")
 
 
 # --------------------------------------------------------------------------- machine, load
@@ -130,8 +132,9 @@ class LoadProbe:
 # --------------------------------------------------------------------------- problem
 
 
-def make_problem(cell_name, B, D, H, T, seed=0):
-    """seqjax params (its own init), readout, inputs and targets, all float32 numpy."""
+def make_problem(cell_name, B, D, H, T, seed=0, dtype="float32"):
+    """seqjax params (its own init), readout, inputs and targets, numpy arrays of ``dtype``
+    (drawn in float32, then cast)."""
     cell = cells.get_cell(cell_name)
     k_p, k_x, k_y, k_w = jax.random.split(jax.random.key(seed), 4)
     p = cell.init(k_p, D, H)
@@ -139,7 +142,8 @@ def make_problem(cell_name, B, D, H, T, seed=0):
                                  "c": jnp.zeros(())}}
     xs = jax.random.normal(k_x, (B, T, D))
     ys = jax.random.normal(k_y, (B, T))
-    return cell, jax.tree.map(np.asarray, params), np.asarray(xs), np.asarray(ys)
+    cast = lambda a: np.asarray(jnp.asarray(a, dtype))
+    return cell, jax.tree.map(cast, params), cast(xs), cast(ys)
 
 
 def readout_loss(hs_BxTxH, out, ys_BxT):
@@ -260,8 +264,9 @@ class TorchContender(Contender):
         p = params["cell"]
         D, H = p["W_x"].shape[0], p["W_h"].shape[0]
         cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell_name]
-        self.rnn = cls(D, H, batch_first=True).to(device)
-        t = lambda a: torch.tensor(np.array(a, np.float32), device=device)
+        self.dtype = getattr(torch, str(np.asarray(p["W_x"]).dtype))
+        self.rnn = cls(D, H, batch_first=True).to(device=device, dtype=self.dtype)
+        t = lambda a: torch.tensor(np.array(a, np.float32), device=device).to(self.dtype)
         with torch.no_grad():
             self.rnn.weight_ih_l0.copy_(t(np.asarray(p["W_x"]).T))
             self.rnn.weight_hh_l0.copy_(t(np.asarray(p["W_h"]).T))
@@ -297,13 +302,13 @@ class TorchContender(Contender):
 
     def loss_and_grads(self):
         rnn = type(self.rnn)(self.rnn.input_size, self.rnn.hidden_size,
-                             batch_first=True).to(self.device)
+                             batch_first=True).to(device=self.device, dtype=self.dtype)
         rnn.load_state_dict(self._state)
         w, c = (a.clone().requires_grad_() for a in self._wc)
         hs, _ = rnn(self.xs)
         loss = ((hs @ w + c - self.ys) ** 2).mean()
         loss.backward()
-        g = lambda a: a.grad.detach().cpu().numpy()
+        g = lambda a: a.grad.detach().float().cpu().numpy()
         H = rnn.hidden_size
         cell = {"W_x": g(rnn.weight_ih_l0).T, "W_h": g(rnn.weight_hh_l0).T,
                 "b": g(rnn.bias_ih_l0)}
@@ -470,8 +475,8 @@ def summarise(blocks, tokens) -> dict:
 
 
 def build(cell_name, size, args, on_gpu):
-    s = (GPU_SIZES if on_gpu else CPU_SIZES)[size]
-    cell, params, xs, ys = make_problem(cell_name, **s)
+    s = {**CPU_SIZES, **GPU_SIZES, **TINY_SIZES}[size]
+    cell, params, xs, ys = make_problem(cell_name, **s, dtype=args.dtype)
     contenders = []
     for spec in args.impls.split(","):
         impl, _, opt = spec.partition("+")
@@ -496,7 +501,8 @@ def build(cell_name, size, args, on_gpu):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cells", default="lstm,gru,rnn")
-    ap.add_argument("--sizes", default=None, help="S,M,P on CPU; the G* set on GPU")
+    ap.add_argument("--sizes", default=None, help="S,M,P on CPU; the G* set on GPU; any "
+                    "named size on either; XS (tiny) checks the script")
     ap.add_argument("--impls", default="auto,scan",
                     help="seqjax impls; 'auto' = seqjax.unroll.resolve_impl('auto', cell); "
                          "'+remat' suffix")
@@ -510,7 +516,10 @@ def main(argv=None):
                     help="per (cell, size), waiting for quiet included")
     ap.add_argument("--max-foreign", type=float, default=0.25,
                     help="drop blocks during which other processes used more cores")
-    ap.add_argument("--tol", type=float, default=2e-3)
+    ap.add_argument("--dtype", default="float32", choices=DTYPES,
+                    help="parameters, inputs and targets of every contender (torch's too)")
+    ap.add_argument("--tol", type=float, default=2e-3,
+                    help="agreement with seqjax scan (in the same dtype) required to time")
     ap.add_argument("--json", default=None)
     ap.add_argument("--render", default=None, metavar="JSON",
                     help="print the markdown table of a results file and exit")
@@ -522,6 +531,9 @@ def main(argv=None):
 
     on_gpu = jax.default_backend() == "gpu"
     sizes = args.sizes.split(",") if args.sizes else list(GPU_SIZES if on_gpu else CPU_SIZES)
+    known = {**CPU_SIZES, **GPU_SIZES, **TINY_SIZES}
+    if any(size not in known for size in sizes):
+        ap.error(f"--sizes={args.sizes}: each must be one of {', '.join(known)}")
     info = machine_info()
     print(f"# {info['cpu_model']}, {info['cores']} cores, {info['backend']}; {info['date']}")
     print(f"# jax {info['jax']}, flax {info.get('flax')}, torch {info.get('torch')}; "
@@ -547,7 +559,8 @@ def main(argv=None):
                 row["pct_peak"] = 100 * train_flops(cell_name, **s) / row["step_s_median"] \
                     / peak_flops
                 rows[c.name] = row
-            results.append({"cell": cell_name, "size": size, "shape": s, "agreement": agree,
+            results.append({"cell": cell_name, "size": size, "shape": s, "dtype": args.dtype,
+                            "agreement": agree,
                             "peak_gflops": peak_flops / 1e9, "peak": pk, "rows": rows,
                             "raw_blocks": blocks})
             print_table(cell_name, size, rows, pk, peak_flops)
@@ -571,16 +584,18 @@ def markdown(out) -> str:
         rows = res["rows"]
         flax = [n for n in rows if n.startswith("flax")]
         torch = [n for n in rows if n.startswith("torch")]
+        size = res["size"] + ("" if res.get("dtype", "float32") == "float32" else
+                              f" {res['dtype']}")
         for n, r in rows.items():
             ratio = lambda peers: " / ".join(
                 f"{r['tok_s_median'] / rows[p]['tok_s_median']:.2f}" for p in peers)
             mine = n.startswith("seqjax")
             lines.append(
-                f"| {res['cell']} | {res['size']} | {n} | {r['tok_s_median']:,.0f} "
+                f"| {res['cell']} | {size} | {n} | {r['tok_s_median']:,.0f} "
                 f"[{r['tok_s_min']:,.0f} – {r['tok_s_max']:,.0f}] | {r['pct_peak']:.0f}% | "
                 f"{r['clean_blocks']}/{r['blocks']} | {r['foreign_cores_median']:.2f} | "
                 f"{ratio(flax) if mine else ''} | {ratio(torch) if mine else ''} |")
-        lines.append(f"| {res['cell']} | {res['size']} | (matmul 2048² peak) | "
+        lines.append(f"| {res['cell']} | {size} | (matmul 2048² peak) | "
                      f"{res['peak_gflops']:.0f} GFLOP/s | | {res['peak']['clean_blocks']}/"
                      f"{res['peak']['blocks']} | | | |")
     return "\n".join(lines)
