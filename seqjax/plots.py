@@ -506,7 +506,9 @@ def sweep_figures(workdir: str, out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     table = sweep_table(sweep)
     paths = []
-    trained = any(r["summary"] and r["summary"]["steps"] for r in sweep["runs"].values())
+    trained = any((r["summary"] and r["summary"]["steps"]) or  # a member that stopped on NaN
+                  any(row["step"] > 0 for row in r["rows"])      # has no summary, only rows
+                  for r in sweep["runs"].values())
     if trained:
         paths.append(seed_bands(sweep, os.path.join(out_dir, "learning_curves_seeds.png")))
     Ts = {T for by_T in table.values() for T in by_T}

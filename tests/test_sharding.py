@@ -178,3 +178,22 @@ def test_vmap_sweep_auto_vmaps_init_only_sweeps_but_not_cpu_training():
     c.train.vmap_sweep = "yes"
     with pytest.raises(ValueError, match=r"train.vmap_sweep.*'yes'.*auto, on, off"):
         config_lib.validate(c)
+
+
+def test_a_sweep_whose_members_all_stopped_on_nan_still_draws_their_curves(tmp_path):
+    """Vmapped seeds stop together when one hits NaN/Inf, leaving no summary.json at all: the
+    learning curves up to that step are still drawn (here the stop is simulated on a sweep
+    that finished, by replacing each member's summary with the record a NaN leaves)."""
+    from seqjax import plots
+    c = smoke()
+    c.sweep.seed = [0, 1]
+    train.train_and_evaluate(c, str(tmp_path))
+    for seed in (0, 1):
+        member = tmp_path / f"seed={seed}"
+        os.remove(member / "summary.json")
+        with open(member / rundir.DIVERGED_FILE, "w") as f:
+            json.dump({"diverged_at": 5, "error": "loss or gradient became NaN/Inf"}, f)
+    assert all(r["summary"] is None for r in plots.load_sweep(str(tmp_path))["runs"].values())
+    paths = plots.sweep_figures(str(tmp_path), str(tmp_path / "figures"))
+    assert [os.path.basename(p) for p in paths] == ["learning_curves_seeds.png"]
+    assert os.path.getsize(paths[0]) > 10_000
