@@ -315,7 +315,11 @@ def _raise_failures(summaries: dict, failures: list, failed: list, workdir: str)
             f"{workdir}. Failed: {'; '.join(failed)}" + (
                 f". First NaN/Inf: {failures[0]}" if failures else ""))
     if failures:
+        hit = [n for n in names if not summaries[n].get("stopped_with")]
+        along = [n for n in names if summaries[n].get("stopped_with")]
+        also = (f"; {len(along)} more trained in one vmapped program with them and stopped at "
+                f"the same step ({', '.join(along)})") if along else ""
         raise SweepDivergedError(
-            f"{len(names)} of {len(summaries)} sweep members stopped on NaN/Inf ("
-            f"{', '.join(names)}); every other member ran to the end and its results are in "
+            f"{len(hit)} of {len(summaries)} sweep members stopped on NaN/Inf ("
+            f"{', '.join(hit)}){also}; every other member ran to the end and its results are in "
             f"{workdir}. First failure: {failures[0]}")

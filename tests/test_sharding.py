@@ -197,3 +197,13 @@ def test_a_sweep_whose_members_all_stopped_on_nan_still_draws_their_curves(tmp_p
     paths = plots.sweep_figures(str(tmp_path), str(tmp_path / "figures"))
     assert [os.path.basename(p) for p in paths] == ["learning_curves_seeds.png"]
     assert os.path.getsize(paths[0]) > 10_000
+
+
+def test_members_stopped_with_a_vmapped_neighbour_are_named_apart_from_the_one_that_hit_nan():
+    summaries = {"seed=0": {"diverged_at": None, "stopped_with": ["runs/x/seed=1"], "error": "e"},
+                 "seed=1": {"diverged_at": 18929, "error": "e"},
+                 "seed=2": {"diverged_at": None, "stopped_with": ["runs/x/seed=1"], "error": "e"}}
+    with pytest.raises(train.SweepDivergedError, match=(
+            r"^1 of 3 sweep members stopped on NaN/Inf \(seed=1\); 2 more trained in one vmapped "
+            r"program with them and stopped at the same step \(seed=0, seed=2\); every other")):
+        sweep._raise_failures(summaries, ["e"], [], "runs/x")
