@@ -33,17 +33,30 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 import pytest  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_device_unless_all_devices(request, monkeypatch):
-    """``mesh.data=-1`` means one device here, except in tests marked ``all_devices``."""
-    if request.node.get_closest_marker("all_devices"):
-        return
+_ALL_DEVICES = [False]  # set for the duration of a test marked all_devices
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_device_mesh():
+    """``mesh.data=-1`` means one device here, except in tests marked ``all_devices``. Patched
+    for the whole session, so that module-scoped fixtures (set up before any function-scoped
+    one) train like the tests that compare against them."""
     from seqjax import sharding
     make_mesh = sharding.make_mesh
 
-    def one_device(mesh_config=None, devices=None):
-        if devices is None and (mesh_config is None or int(mesh_config.data) == -1):
+    def mesh(mesh_config=None, devices=None):
+        if devices is None and not _ALL_DEVICES[0] and (
+                mesh_config is None or int(mesh_config.data) == -1):
             devices = jax.devices()[:1 if mesh_config is None else int(mesh_config.model)]
         return make_mesh(mesh_config, devices)
 
-    monkeypatch.setattr(sharding, "make_mesh", one_device)
+    sharding.make_mesh = mesh
+    yield
+    sharding.make_mesh = make_mesh
+
+
+@pytest.fixture(autouse=True)
+def _all_devices_if_marked(request):
+    _ALL_DEVICES[0] = request.node.get_closest_marker("all_devices") is not None
+    yield
+    _ALL_DEVICES[0] = False
