@@ -14,6 +14,8 @@ to run the suite with the default optimisation instead.
 """
 
 import os
+import shutil
+import tempfile
 
 if os.environ.get("SEQJAX_TEST_XLA_OPT") != "1":
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
@@ -24,6 +26,19 @@ if os.environ.get("SEQJAX_TEST_XLA_OPT") != "1":
 os.environ.setdefault("SEQJAX_COMPILATION_CACHE", "off")
 
 import jax  # noqa: E402
+
+# One persistent compilation cache for the session, shared by the xdist workers (they inherit
+# the directory from the controller's environment) and removed at the end: the suite compiles
+# the same smoke programs many times over (every resume, NaN and workdir test trains the same
+# config), and a hit returns the very executable a compile would. Child processes of the
+# drills keep their own cache (they are given JAX_COMPILATION_CACHE_DIR explicitly).
+if "SEQJAX_TEST_JAX_CACHE" not in os.environ:
+    os.environ["SEQJAX_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="seqjax-test-jax-cache-")
+    _OWN_CACHE = True
+else:
+    _OWN_CACHE = False
+jax.config.update("jax_compilation_cache_dir", os.environ["SEQJAX_TEST_JAX_CACHE"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
@@ -60,3 +75,9 @@ def _all_devices_if_marked(request):
     _ALL_DEVICES[0] = request.node.get_closest_marker("all_devices") is not None
     yield
     _ALL_DEVICES[0] = False
+
+
+def pytest_unconfigure(config):
+    """The process that made the session's compilation cache removes it."""
+    if _OWN_CACHE and not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ.pop("SEQJAX_TEST_JAX_CACHE"), ignore_errors=True)

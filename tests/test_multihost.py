@@ -65,6 +65,7 @@ def _start_hosts(workdir, *extra):
             for rank in (0, 1)]
 
 
+@pytest.mark.slow  # two more host processes; SIGTERM on one host is drilled in tests/reliability/test_signals.py
 def test_sigterm_on_one_host_stops_both_at_the_same_step(tmp_path):
     """A preempted host must not leave the other waiting in a collective: the hosts agree
     on stopping at each step boundary, both save and exit with 143."""

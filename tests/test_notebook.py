@@ -10,6 +10,7 @@ import os
 import sys
 
 import nbformat
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "rnn_vs_lstm"
@@ -53,6 +54,7 @@ def test_committed_notebook_has_its_outputs():
     assert _images(nb) >= 2
 
 
+@pytest.mark.slow  # executes every cell: about 75 s; the two tests above check the committed notebook
 def test_notebook_runs():
     """Executed from the .py in a fresh kernel of this interpreter, cwd notebooks/: no cell
     fails, the figures come out inline as PNGs, and the story holds (the LSTM solves the

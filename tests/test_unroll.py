@@ -50,8 +50,17 @@ def assert_trees_close(a, b, **tol):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, **tol), a, b)
 
 
-@pytest.mark.parametrize("name,unroll,reverse,remat,lengths", list(itertools.product(
-    CELL_NAMES, [1, 4], [False, True], [False, True], sorted(LENGTHS))))
+def _slow_unless(default: bool, *values):
+    return pytest.param(*values, marks=() if default else pytest.mark.slow)
+
+
+# The default run checks unroll=1 without remat and unroll=4 with remat for every cell,
+# direction and length; the two other combinations run with -m slow.
+@pytest.mark.parametrize("name,unroll,reverse,remat,lengths", [
+    _slow_unless((unroll == 4) == remat, *combo)
+    for combo in itertools.product(CELL_NAMES, [1, 4], [False, True], [False, True],
+                                   sorted(LENGTHS))
+    for unroll, remat in [combo[1:4:2]]])
 def test_scan_equals_python_loop(name, unroll, reverse, remat, lengths):
     cell, params, xs, carry = make_problem(name)
     lens = LENGTHS[lengths]
@@ -64,8 +73,14 @@ def test_scan_equals_python_loop(name, unroll, reverse, remat, lengths):
     assert_trees_close(grads, ref_grads, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,unroll_remat,reverse,lengths", list(itertools.product(
-    CELL_NAMES, [(1, False), (4, True)], [False, True], sorted(LENGTHS))))
+# Finite differences in the default run: forward with unroll 1 on full sequences, reversed
+# with unroll 4 + remat on ragged ones, per cell; every other combination with -m slow.
+@pytest.mark.parametrize("name,unroll_remat,reverse,lengths", [
+    _slow_unless((unroll_remat == (1, False), reverse, lengths) in
+                 [(True, False, "full"), (False, True, "ragged")],
+                 name, unroll_remat, reverse, lengths)
+    for name, unroll_remat, reverse, lengths in itertools.product(
+        CELL_NAMES, [(1, False), (4, True)], [False, True], sorted(LENGTHS))])
 def test_check_grads_finite_differences(name, unroll_remat, reverse, lengths):
     """Reverse-mode gradients against finite differences, in float64.
 

@@ -84,8 +84,14 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def results(cache_dir, tmp_path_factory):
+# Run with -m slow only (each case is a process of a few seconds; these repeat a kind of
+# error that a default case already shows end to end).
+SLOW_CASES = ("misspelt section", "misspelt task field", "negative size",
+              "seq_len too short for the task", "unknown config variant",
+              "empty raw data directory", "seq_len longer than the data")
+
+
+def run_cases(names, cache_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad-input")
     (tmp / "empty").mkdir()
     (tmp / "corrupt").mkdir()
@@ -97,15 +103,27 @@ def results(cache_dir, tmp_path_factory):
     other.mkdir()
     (other / "config.json").write_text(drill.config_json(drill.DRILL_ARGS))
     cmds = {name: drill.cli(workdirs[name], *(a.format(tmp=tmp) for a in args))
-            for name, (args, _) in CASES.items()}
+            for name, (args, _) in CASES.items() if name in names}
     if not SUNSPOTS_RAW.is_dir():
-        del cmds["seq_len longer than the data"]
+        cmds.pop("seq_len longer than the data", None)
     done = drill.run_all(cmds, cache_dir, tmp / "logs")
     return {name: (rc, child, workdirs[name], tmp) for name, (rc, child) in done.items()}
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_gives_one_clear_error(results, name):
+@pytest.fixture(scope="module")
+def results(cache_dir, tmp_path_factory):
+    return run_cases([n for n in CASES if n not in SLOW_CASES], cache_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def slow_results(cache_dir, tmp_path_factory):
+    return run_cases(SLOW_CASES, cache_dir, tmp_path_factory)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES
+                                  else n for n in CASES])
+def test_bad_input_gives_one_clear_error(request, name):
+    results = request.getfixturevalue("slow_results" if name in SLOW_CASES else "results")
     if name not in results:
         pytest.skip(f"no raw data at {SUNSPOTS_RAW}")
     rc, child, workdir, tmp = results[name]

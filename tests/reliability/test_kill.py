@@ -85,6 +85,7 @@ def _report(log):
               f"complete: {k['complete_after']}")
 
 
+@pytest.mark.slow  # three restarts (40 s); an exact resume after a kill is checked in tests/test_train.py
 def test_three_kills_resume_from_newest_complete_checkpoint(reference, cache_dir, tmp_path):
     workdir = tmp_path / "run"
     log, final = kill_drill(workdir, drill.DRILL_ARGS, 3, cache_dir, tmp_path / "logs")

@@ -11,6 +11,8 @@ import json
 import re
 import signal
 
+import pytest
+
 from tests.reliability import drill
 
 SHORT = ("--config=configs/adding.py:smoke", "--config.train.num_steps=40",
@@ -42,6 +44,7 @@ def test_two_simultaneous_launches_same_config_exactly_one_runs(cache_dir, tmp_p
     assert f"pid {winner.proc.pid} " in loser.stderr
 
 
+@pytest.mark.slow  # a long first run (36 s); refusing another config's checkpoints is checked below
 def test_a_second_config_started_later_is_refused_and_the_first_run_is_untouched(
         cache_dir, tmp_path):
     workdir, logs = tmp_path / "run", tmp_path / "logs"
