@@ -53,6 +53,7 @@ def test_translate_smoke_trains_and_logs_translations_and_split(tmp_path):
     assert "test 1322, validation 1322, train 10578" in split and "seed 0" in split
 
 
+@pytest.mark.slow  # three cells end to end (25 s)
 def test_frames_smoke_reports_visible_and_occluded_accuracy_per_cell(tmp_path):
     out = train.train_and_evaluate(smoke("frames", tmp_path), str(tmp_path / "run"))
     assert set(out["members"]) == {"cell=rnn", "cell=lstm"}

@@ -95,6 +95,7 @@ def test_vmapped_sweep_members_equal_standalone_runs(tmp_path):
         assert_same_numbers(str(tmp_path / "sweep" / name), str(tmp_path / name))
 
 
+@pytest.mark.slow  # several trained members (20-40 s); sweeps and their figures are checked by the tests around it
 def test_vanishing_sweep_smoke_draws_vs_T_figures(tmp_path):
     from seqjax import report
     c = smoke("vanishing_sweep")
@@ -117,6 +118,7 @@ def test_init_only_run(tmp_path):
     assert [r["step"] for r in rows] == [0] and "grad/hidden_norms" in rows[0]
 
 
+@pytest.mark.slow  # several trained members (20-40 s); sweeps and their figures are checked by the tests around it
 def test_cells_sweep_draws_one_gradient_panel_per_cell(tmp_path):
     from configs import cells as cells_config
     from seqjax import report

@@ -119,6 +119,7 @@ def test_tensorboard_events_hold_scalars_histograms_and_image(adding_run):
     assert img.width > 100 and img.height > 100
 
 
+@pytest.mark.slow  # end to end (14 s each); the CLI refusal is in tests/reliability/test_bad_input.py, the tasks in tests/test_tasks.py
 @pytest.mark.parametrize("name", ["temporal_order", "copy"])
 def test_other_synthetic_tasks_train(name, tmp_path):
     summary = train.train_and_evaluate(load_config(name), str(tmp_path))
@@ -209,6 +210,7 @@ def test_skip_nonfinite_counts_and_continues(tmp_path, monkeypatch):
     assert np.isfinite(summary["final_eval"]["mse"])
 
 
+@pytest.mark.slow  # end to end (14 s each); the CLI refusal is in tests/reliability/test_bad_input.py, the tasks in tests/test_tasks.py
 def test_workdir_of_another_experiment_is_refused(adding_run, tmp_path):
     import shutil
     workdir = str(tmp_path / "run")

@@ -65,6 +65,7 @@ def test_a_second_config_started_later_is_refused_and_the_first_run_is_untouched
     assert rc == 0 and "resuming" in again.stdout, again.stderr[-2000:]
 
 
+@pytest.mark.slow  # a restart of the reference run (21 s)
 def test_a_damaged_middle_row_is_kept_aside_and_named(reference, cache_dir, tmp_path):
     workdir, logs = tmp_path / "run", tmp_path / "logs"
     rc, _ = drill.run(drill.cli(workdir, *drill.DRILL_ARGS, "--config.train.num_steps=20"),
