@@ -43,6 +43,7 @@ def test_console_script_points_at_the_cli():
     assert (module, func) == ("seqjax.cli", "run")
 
 
+@pytest.mark.slow  # an installed-CLI run (19 s)
 def test_cli_runs_a_config_from_outside_the_clone(tmp_path):
     """The entry point loads a config by path from any directory (configs import each other
     as the package ``configs``), as ``seqjax-train`` does once installed."""

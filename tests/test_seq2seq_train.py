@@ -24,6 +24,7 @@ def tb_tags(workdir):
     return acc
 
 
+@pytest.mark.slow  # end to end (41 s); the caption model is checked in tests/test_seq2seq.py
 def test_caption_mnist_smoke_trains_decodes_and_logs_the_picture(tmp_path):
     workdir = str(tmp_path / "run")
     summary = train.train_and_evaluate(smoke("caption_mnist", tmp_path), workdir)

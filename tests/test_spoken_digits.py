@@ -305,6 +305,7 @@ def test_config_errors_name_the_value():
         assert SpokenDigitsTask(c).input_spec().seq_len == -(-230 // c.task.frame_stack)
 
 
+@pytest.mark.slow  # end to end (13 s)
 def test_smoke_config_trains_end_to_end_and_logs_the_confusion_matrix(tiny, tmp_path):
     from experiments.export_examples import export
     from seqjax import train

@@ -62,6 +62,7 @@ def runs(reference, cache_dir, tmp_path_factory):
         {"before": before}
 
 
+@pytest.mark.slow  # two damaged restarts (47 s); restore.log capture is checked below
 def test_corrupt_newest_checkpoints_fall_back_to_the_previous(runs, reference):
     rc, child, workdir = runs["fallback"]
     err = child.stderr
@@ -77,6 +78,7 @@ def test_corrupt_newest_checkpoints_fall_back_to_the_previous(runs, reference):
     assert drill.metrics(workdir) == drill.metrics(reference["a"]["workdir"])
 
 
+@pytest.mark.slow  # two damaged restarts (47 s); restore.log capture is checked below
 def test_no_checkpoint_restores_is_an_error_and_moves_nothing(runs):
     rc, child, workdir = runs["none-restores"]
     message = drill.error_paragraph(child.stderr)

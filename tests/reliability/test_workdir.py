@@ -30,6 +30,7 @@ def _refused(child, workdir) -> str:
     return message
 
 
+@pytest.mark.slow  # CLI drill (14-18 s)
 def test_two_simultaneous_launches_same_config_exactly_one_runs(cache_dir, tmp_path):
     workdir, logs = tmp_path / "run", tmp_path / "logs"
     children = [drill.Child(drill.cli(workdir, *SHORT), str(cache_dir), logs) for _ in range(2)]
@@ -102,6 +103,7 @@ def test_sigterm_during_the_first_compile_stops_before_the_first_evaluation(cach
     assert drill.complete_steps(workdir) == []
 
 
+@pytest.mark.slow  # CLI drill (14-18 s)
 def test_checkpoints_of_another_config_give_one_paragraph_that_says_so(cache_dir, tmp_path):
     """A workdir whose config.json no longer matches its checkpoints (edited by hand, or
     written by another run): the restore fails on every checkpoint; the terminal gets one
