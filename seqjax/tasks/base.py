@@ -39,10 +39,12 @@ class KeyedIterator(IndexedIterator):
     """Synthetic data: batch n is ``make(fold_in(key, n))``."""
 
     def __init__(self, make, key):
-        self._make, self._key = make, key
+        # fold_in inside the same jitted call: one dispatch per batch, not two
+        self._make = jax.jit(lambda key, n: make(jax.random.fold_in(key, n)))
+        self._key = key
 
     def batch(self, n: int) -> Batch:
-        return self._make(jax.random.fold_in(self._key, n))
+        return self._make(self._key, n)
 
 
 class Task:
@@ -130,8 +132,11 @@ def fixed_eval_batches(task, eval_seed: int, chunk: int = 512):
     in chunks of at most ``chunk`` examples."""
     n = task.settings.eval_size
     key = jax.random.key(eval_seed)
+    # jitted: one compile per chunk size, where eager ops would compile one program each
+    make = jax.jit(lambda key, start, size: task.make_batch(jax.random.fold_in(key, start), size),
+                   static_argnums=2)
     for start in range(0, n, chunk):
-        yield task.make_batch(jax.random.fold_in(key, start), min(chunk, n - start))
+        yield make(key, start, min(chunk, n - start))
 
 
 def add_noise(key, x: jax.Array, std: float) -> jax.Array:
