@@ -55,5 +55,6 @@ def test_backend_defaults_to_jax_default_backend():
 @pytest.mark.parametrize("probes", [False, True])
 def test_unknown_impl_names_the_value_and_the_allowed_ones(probes):
     with pytest.raises(ValueError, match=r"unknown unroll impl 'fsued'; allowed: auto, fused, "
-                                         r"fused_chunked, parallel, parallel_log, scan"):
+                                         r"fused_chunked, parallel, parallel_chunked, "
+                                         r"parallel_log, scan"):
         U.resolve_impl("fsued", "lstm", backend="cpu", probes=probes)
