@@ -1,4 +1,5 @@
-"""Parallel (associative) scan vs sequential lax.scan for minGRU, minLSTM and LRU, against LSTM.
+"""Parallel (associative, chunked) scans vs sequential lax.scan for minGRU, minLSTM and LRU,
+against LSTM.
 
 For each T, one jitted training-style pass per (cell, impl): the gradient of the sum of all
 outputs with respect to the parameters (forward + backward through time). Compile time is
@@ -9,8 +10,11 @@ every T, since other processes on the machine change the timings.
     python benchmarks/parallel_scan.py [--T=512,2048,8192,16384] [--B=8 --D=32 --H=128]
         [--repeats=3] [--impls=scan,parallel] [--json=out.json]
 
-Sequential runs use the library default for ``hoist`` (off on CPU, see unroll.py). Cells at
-their default init; the LSTM (no linear recurrence) runs the sequential scan only.
+``--impls``: any of scan (required, the baseline), parallel, parallel_log (cells built with
+log_space=True only), parallel_chunked (the chunked scan at its defaults: about √T steps per
+chunk; see seqjax/parallel.py). Sequential runs use the library default for ``hoist`` (off on
+CPU, see unroll.py). Cells at their default init; the LSTM (no linear recurrence) runs the
+sequential scan only.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from seqjax import cells
 from seqjax import unroll as U
 
 LINEAR_CELLS = ("mingru", "minlstm", "lru")
+IMPLS = ("scan", "parallel", "parallel_log", "parallel_chunked")  # what --impls may name
 
 
 def grad_fn(cell, impl, params, xs):
@@ -72,7 +77,7 @@ def bench_T(T, args, impls):
                    speedup_vs_lstm_scan=med[("lstm", "scan")] / t,
                    loadavg_before=load_before[0], loadavg_after=load_after[0])
         rows.append(row)
-        print(f"T={T:6d} {name:8s} {impl:12s} {t * 1e3:10.1f} ms  "
+        print(f"T={T:6d} {name:8s} {impl:16s} {t * 1e3:10.1f} ms  "
               f"compile {row['compile_s']:6.1f} s  "
               f"vs own scan {row['speedup_vs_own_scan']:6.2f}x  "
               f"vs LSTM scan {row['speedup_vs_lstm_scan']:7.2f}x  "
@@ -91,6 +96,8 @@ def main():
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     impls = tuple(args.impls.split(","))
+    for impl in impls:
+        cells.check_choice("--impls entry", impl, IMPLS)
     if "scan" not in impls:
         raise ValueError(f"--impls must include 'scan' (the baseline), got {args.impls!r}")
     rows = []
