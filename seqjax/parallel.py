@@ -55,10 +55,13 @@ A third, chunked evaluation (registered as well):
   other direction (reverse mode only). The LRU's a, the same at every step, stays
   broadcast (K, 1, 1, S) when nothing is masked. Initial carry, ``lengths``, ``reverse``,
   probes and ``remat`` as above; ``unroll`` unrolls the scans inside the chunks.
-  Defaults, from a 2-core CPU only (no GPU measurement yet): ``across="sequential"`` ran
-  as fast as or faster than the associative scan over chunks at T ≥ 4096 and compiles in
-  about half the time; ``fixup=True`` is the form asked for (``fixup=False`` measured
-  0–27% faster fwd+bwd on that CPU, but adds K sequential steps, which a GPU may not like).
+  Defaults, from a loaded 2-core CPU only (fwd+bwd, B=8, H=128; no GPU measurement yet):
+  with ``across="associative"`` a pass took 0.98–1.34× the time of "sequential" at
+  T = 4096 and 16,384 (0.8× at T = 512) and compiled in about twice the time;
+  ``fixup=True``, the form first asked for, took 1.00–1.38× the time of ``fixup=False``,
+  which is kept as an option because it adds K sequential steps that a GPU may not like.
+  benchmarks/results/parallel_chunked_cpu_2026-11-30.json has the defaults against
+  "scan" and "parallel".
 
 ``unroll`` (the loop-unrolling factor) and ``hoist`` are knobs of the sequential scan
 that do not change numbers; "parallel" and "parallel_log" ignore them (their input
