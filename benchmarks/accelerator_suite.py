@@ -10,7 +10,7 @@ suite's deadline is marked "not started"), so one failure costs one row, not the
     steps_f32      LSTM and GRU training steps at two GPU sizes against torch.nn (CUDA) and
                    jax.experimental.rnn's cuDNN LSTM (benchmarks/throughput.py)
     steps_bf16     the LSTM step in bfloat16 (parameters, inputs, targets), same contenders
-    parallel_scan  minGRU / minLSTM / LRU, parallel scan vs their sequential scan, T = 512…16k
+    parallel_scan  minGRU / minLSTM / LRU, parallel and chunked scans vs their sequential scan, T = 512…16k
     vmapped_seeds  4 seeds as one vmapped program vs 4 runs one after the other
     pixel_mnist    2,000 steps of configs/smnist.py:pixels:gpu (needs MNIST's raw files)
     headline       configs/vanishing.py:gpu, the tanh RNN vs the LSTM
@@ -62,8 +62,9 @@ def sections(out: str, dry: bool, mnist_dir: str) -> list[dict]:
              argv=_throughput(out, dry, "steps_bf16",
                               ["--cells=lstm", "--dtype=bfloat16", "--tol=5e-2"]
                               + ([] if dry else ["--sizes=G256x1024x1000"]))),
-        dict(name="parallel_scan", budget_s=75,
-             argv=["benchmarks/parallel_scan.py", f"--json={out}/parallel_scan.json"]
+        dict(name="parallel_scan", budget_s=90,
+             argv=["benchmarks/parallel_scan.py", f"--json={out}/parallel_scan.json",
+                   "--impls=scan,parallel,parallel_chunked"]
              + (["--T=16", "--B=2", "--D=4", "--H=8", "--repeats=1"] if dry else
                 ["--T=512,4096,16384", "--repeats=3"])),
         dict(name="vmapped_seeds", budget_s=60,
@@ -128,7 +129,7 @@ def numbers(name: str, out: str) -> dict:
             for r in res["results"] for n, row in r["rows"].items()}}
     if name == "parallel_scan":
         rows = _last_json_line(log)["rows"]
-        return {"speedup_vs_own_scan": {f"{r['cell']} T={r['T']}": r["speedup_vs_own_scan"]
+        return {"speedup_vs_own_scan": {f"{r['cell']} {r['impl']} T={r['T']}": r["speedup_vs_own_scan"]
                                         for r in rows if r["impl"] != "scan"}}
     if name == "vmapped_seeds":
         return {"speedup": _last_json_line(log)["speedup"]}

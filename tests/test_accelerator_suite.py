@@ -23,7 +23,8 @@ def test_one_section_dry_run_writes_its_numbers_and_the_table(tmp_path):
     (row,) = data["sections"]
     assert row["name"] == "parallel_scan" and row["status"] == "ok", row
     speedups = row["numbers"]["speedup_vs_own_scan"]
-    assert set(speedups) == {"mingru T=16", "minlstm T=16", "lru T=16"}
+    assert set(speedups) == {f"{c} {i} T=16" for c in ("mingru", "minlstm", "lru")
+                             for i in ("parallel", "parallel_chunked")}
     assert all(v > 0 for v in speedups.values())
     assert data["dry_run"] and "| parallel_scan | ok |" in md and "(dry run, tiny sizes)" in md
 
