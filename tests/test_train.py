@@ -163,8 +163,8 @@ def _patch_iterator(monkeypatch, at_batch, action):
         it = original(self, seed)
         make = it._make
 
-        def make_with_action(key):
-            batch = make(key)
+        def make_with_action(key, n):  # KeyedIterator._make(key, batch index)
+            batch = make(key, n)
             return action(batch) if it._n == at_batch else batch
         it._make = make_with_action
         return it

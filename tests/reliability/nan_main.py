@@ -21,8 +21,8 @@ def inject_nan(at_batch: int) -> None:
         it = original(self, seed)
         make = it._make
 
-        def make_with_nan(key):
-            batch = make(key)
+        def make_with_nan(key, n):  # KeyedIterator._make(key, batch index)
+            batch = make(key, n)
             return batch | {"inputs": batch["inputs"] * jnp.nan} if it._n == at_batch else batch
         it._make = make_with_nan
         return it
