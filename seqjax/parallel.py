@@ -58,8 +58,9 @@ A third, chunked evaluation (registered as well):
   Defaults, from a loaded 2-core CPU only (fwd+bwd, B=8, H=128; no GPU measurement yet):
   with ``across="associative"`` a pass took 0.98–1.34× the time of "sequential" at
   T = 4096 and 16,384 (0.8× at T = 512) and compiled in about twice the time;
-  ``fixup=True``, the form first asked for, took 1.00–1.38× the time of ``fixup=False``,
-  which is kept as an option because it adds K sequential steps that a GPU may not like.
+  the fix-up (default) took 1.00–1.38× the time of rerunning each chunk (``fixup=False``);
+  it stays the default because rerunning adds K sequential steps, which cost most where
+  sequential steps are the bottleneck (an accelerator; not measured).
   benchmarks/results/parallel_chunked_cpu_2026-11-30.json has the defaults against
   "scan" and "parallel".
 
