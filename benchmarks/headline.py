@@ -19,6 +19,7 @@ import runpy
 import sys
 import tempfile
 import time
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -51,16 +52,13 @@ class Timers:
             if self.stack:
                 self.stack[-1] += total
 
-    def wrap(self, owner, attr, name, block=False):
+    def wrap(self, owner, attr, name):
         fn = getattr(owner, attr)
 
         @functools.wraps(fn)
         def timed(*a, **k):
             with self.part(name):
-                out = fn(*a, **k)
-                if block:
-                    jax.block_until_ready(out)
-                return out
+                return fn(*a, **k)
         setattr(owner, attr, timed)
 
 
@@ -84,28 +82,20 @@ def main():
     compile_orig = T._compile_train
 
     def compile_train(self, stop):
-        fn = self.train_fn
+        """The trainer's ``train_fn.lower(state, batch).compile()``, timed apart from step
+        0's diagnostics and eval; the compiled step it gets back waits for each step."""
+        jitted = self.train_fn
 
-        class Lowered:  # time lower().compile() apart from step 0's diagnostics and eval
-            def __init__(self, f):
-                self.f = f
+        def compile_timed(*args):
+            with timers.part(PARTS[1]):
+                compiled = jitted.lower(*args).compile()
 
-            def lower(self, *a):
-                lowered = self.f.lower(*a)
-                outer = self
-
-                class C:
-                    def compile(self_inner):
-                        with timers.part(PARTS[1]):
-                            compiled = lowered.compile()
-
-                        def step(*aa):
-                            with timers.part(PARTS[2]):
-                                return jax.block_until_ready(compiled(*aa))
-                        return step
-                del outer
-                return C()
-        self.train_fn = Lowered(fn)
+            def step(*a):
+                with timers.part(PARTS[2]):
+                    return jax.block_until_ready(compiled(*a))
+            return step
+        self.train_fn = types.SimpleNamespace(
+            lower=lambda *args: types.SimpleNamespace(compile=lambda: compile_timed(*args)))
         return compile_orig(self, stop)
     T._compile_train = compile_train
 
