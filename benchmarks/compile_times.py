@@ -43,14 +43,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
 import glob
 import importlib.metadata
 import importlib.util
 import inspect
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -274,25 +272,16 @@ def child_main(spec_path: str, variant: str | None, out: str, steps, shared_raw_
 
 
 def machine_info() -> dict:
-    model = platform.processor() or platform.machine()
+    """throughput.py's machine description, plus what changes compile times here."""
+    if REPO not in sys.path:  # run as a script (as accelerator_suite.py does)
+        sys.path.insert(0, REPO)
+    from benchmarks.throughput import machine_info as base
     try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f
-                          if line.startswith("model name")), model)
-    except OSError:
-        pass
-
-    def version(pkg):
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-    return {"platform": platform.platform(), "cpu_model": model, "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "jax": version("jax"),
-            "jaxlib": version("jaxlib"), "flax": version("flax"),
-            "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "nice": os.nice(0),
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+        jaxlib = importlib.metadata.version("jaxlib")
+    except importlib.metadata.PackageNotFoundError:
+        jaxlib = None
+    return base() | {"cpu_count": os.cpu_count(), "jaxlib": jaxlib,
+                     "xla_flags": os.environ.get("XLA_FLAGS", ""), "nice": os.nice(0)}
 
 
 def run_child(label: str, path: str, variant: str | None, timeout: float, steps,
