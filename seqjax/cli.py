@@ -21,6 +21,7 @@ import re
 import runpy
 import shlex
 import sys
+import warnings
 
 import jax
 from absl import app, flags, logging
@@ -62,6 +63,9 @@ def _quiet_closed_loop(unraisable, default=sys.unraisablehook):
 def _fail(message: str, code: int = 1):
     if not flags.FLAGS["verbosity"].present:  # the error is the last word: no late library logs
         logging.set_verbosity(logging.FATAL)
+    # A checkpoint write cut short (a full disk) leaves orbax's per-fragment coroutines
+    # unawaited; Python would warn about each one at exit, after the error.
+    warnings.filterwarnings("ignore", r"coroutine .* was never awaited", RuntimeWarning)
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
 

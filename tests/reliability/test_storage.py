@@ -9,6 +9,7 @@ resumes from that checkpoint (the half-written one is cleaned up, never used).
 import math
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,23 @@ def test_read_only_workdir(runs):
     assert message == (f"error: cannot write {parent}/run: {reason}. Make it writable (or "
                        f"choose a --workdir elsewhere), then run again (no checkpoint was "
                        f"written: it starts at step 0).")
+
+
+def test_error_is_the_last_word_even_with_unawaited_coroutines():
+    """A checkpoint write cut short by a full disk can leave orbax's fragment-writing
+    coroutines unawaited; Python warns about them at exit. The CLI's error stays last."""
+    script = ("import sys; sys.argv = ['x']\n"
+              "from seqjax import cli\n"
+              "async def write_fragment(): pass\n"
+              "def save():\n"
+              "    fragment = write_fragment()  # never awaited: the write fails first\n"
+              "    raise OSError(28, 'No space left on device')\n"
+              "try:\n"
+              "    save()\n"
+              "except OSError as e:\n"
+              "    cli._fail(f'cannot write ckpt: {e.strerror}')\n")
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=120)
+    assert child.returncode == 1, child.stderr
+    assert child.stderr.strip() == "error: cannot write ckpt: No space left on device", \
+        child.stderr
