@@ -136,6 +136,11 @@ def _inputs(valid_TxB, probes_TxBxH, **arrays):
     return scanned
 
 
+def _projected(inp, W_x):
+    """This step's x_t W_x: precomputed (``inp["xw"]``) or formed here from ``inp["x"]``."""
+    return inp["xw"] if "xw" in inp else inp["x"] @ W_x
+
+
 def _total_dh(dh_BxH, inp):
     """Total gradient reaching h_t: from the next step plus from the output (zero if padded;
     absent when the loss does not use the outputs)."""
@@ -184,6 +189,7 @@ class _RNN(NamedTuple):
     """h_t = φ(h_{t-1} W_h + x_t W_x + b)."""
 
     activation: str
+    project_in_loop = False  # x W_x for a whole chunk at once: measured no slower here
 
     def to_tuple(self, carry):
         return (carry,)
@@ -199,14 +205,14 @@ class _RNN(NamedTuple):
             return (h > 0).astype(h.dtype)
         return jnp.ones_like(h)
 
-    def forward(self, params, xw_TxBxH, carry, valid_TxB, probes_TxBxH, *, reverse, unroll,
-                save):
-        """The recurrence; ``save`` in ("h", "carries", "residuals") picks what is kept."""
+    def forward(self, params, xs, carry, valid_TxB, probes_TxBxH, *, reverse, unroll, save):
+        """The recurrence over ``xs`` ({"xw": x W_x} or {"x": x}, time-major); ``save`` in
+        ("h", "carries", "residuals") picks what is kept."""
         act = C.ACTIVATIONS[self.activation]
-        W_h, b = params["W_h"], params["b"][None, :]
+        W_x, W_h, b = params["W_x"], params["W_h"], params["b"][None, :]
 
         def step(h_BxH, inp):
-            h_new = act(h_BxH @ W_h + inp["xw"] + b)
+            h_new = act(h_BxH @ W_h + _projected(inp, W_x) + b)
             if "probe" in inp:
                 h_new = h_new + inp["probe"]
             if "valid" in inp:
@@ -214,7 +220,7 @@ class _RNN(NamedTuple):
             return h_new, h_new
 
         (h0,) = carry
-        hT, h_TxBxH = jax.lax.scan(step, h0, _inputs(valid_TxB, probes_TxBxH, xw=xw_TxBxH),
+        hT, h_TxBxH = jax.lax.scan(step, h0, _inputs(valid_TxB, probes_TxBxH, **xs),
                                    reverse=reverse, unroll=unroll)
         return (hT,), h_TxBxH, {"h": None, "carries": (h_TxBxH,), "residuals": h_TxBxH}[save]
 
@@ -267,19 +273,23 @@ def _lstm_gates(u_Bx4H):
 class _LSTM(NamedTuple):
     """C_t = f C_{t-1} + i g, h_t = o tanh(C_t)."""
 
+    # x_t W_x formed inside the loop, not sliced from a (T, B, 4H) precomputed buffer: the
+    # gate fusion that reads a slice of that buffer ran slower on XLA:CPU (the forward at
+    # B=64, D=2, H=64, T=100: 7.6 -> 6.4 ms; benchmarks/RESULTS.md)
+    project_in_loop = True
+
     def to_tuple(self, carry):
         return (carry.h, carry.c)
 
     def from_tuple(self, carry):
         return C.LSTMCarry(h=carry[0], c=carry[1])
 
-    def forward(self, params, xw_TxBx4H, carry, valid_TxB, probes_TxBxH, *, reverse, unroll,
-                save):
-        W_h, b = params["W_h"], params["b"][None, :]
+    def forward(self, params, xs, carry, valid_TxB, probes_TxBxH, *, reverse, unroll, save):
+        W_x, W_h, b = params["W_x"], params["W_h"], params["b"][None, :]
 
         def step(carry, inp):
             h_BxH, c_BxH = carry
-            u_Bx4H = _lstm_u(h_BxH @ W_h + inp["xw"] + b)
+            u_Bx4H = _lstm_u(h_BxH @ W_h + _projected(inp, W_x) + b)
             i, f, g, o = _lstm_gates(u_Bx4H)
             c_new = f * c_BxH + i * g
             h_new = o * jnp.tanh(c_new)
@@ -292,7 +302,7 @@ class _LSTM(NamedTuple):
                   "residuals": (u_Bx4H, c_new, h_new)}[save]
             return (h_new, c_new), ys
 
-        final, ys = jax.lax.scan(step, carry, _inputs(valid_TxB, probes_TxBxH, xw=xw_TxBx4H),
+        final, ys = jax.lax.scan(step, carry, _inputs(valid_TxB, probes_TxBxH, **xs),
                                  reverse=reverse, unroll=unroll)
         if save == "h":
             return final, ys, None
@@ -347,6 +357,11 @@ class _LSTM(NamedTuple):
 class _GRU(NamedTuple):
     """Reset-after GRU: n = tanh(x W_xn + b_n + r·(h W_hn + b_hn)), h' = (1−z) n + z h."""
 
+    # x_t W_x formed inside the loop: XLA:CPU did not vectorise the gate fusion when it
+    # read its x W_x from a slice of a precomputed (T, B, 3H) buffer (the forward at
+    # B=64, D=2, H=64, T=100: 16 -> 5.5 ms; benchmarks/RESULTS.md)
+    project_in_loop = True
+
     def to_tuple(self, carry):
         return (carry,)
 
@@ -364,13 +379,12 @@ class _GRU(NamedTuple):
         n = jnp.tanh(xwb_Bx3H[..., 2 * H:] + r * hn)
         return r, z, hn, n
 
-    def forward(self, params, xw_TxBx3H, carry, valid_TxB, probes_TxBxH, *, reverse, unroll,
-                save):
-        W_h, b, b_hn = params["W_h"], params["b"][None, :], params["b_hn"]
+    def forward(self, params, xs, carry, valid_TxB, probes_TxBxH, *, reverse, unroll, save):
+        W_x, W_h, b, b_hn = params["W_x"], params["W_h"], params["b"][None, :], params["b_hn"]
 
         def step(h_BxH, inp):
             hw_Bx3H = h_BxH @ W_h
-            r, z, hn, n = self.gates(inp["xw"] + b, hw_Bx3H, b_hn)
+            r, z, hn, n = self.gates(_projected(inp, W_x) + b, hw_Bx3H, b_hn)
             h_new = (1.0 - z) * n + z * h_BxH
             if "probe" in inp:
                 h_new = h_new + inp["probe"]
@@ -384,7 +398,7 @@ class _GRU(NamedTuple):
             return h_new, ys
 
         (h0,) = carry
-        hT, ys = jax.lax.scan(step, h0, _inputs(valid_TxB, probes_TxBxH, xw=xw_TxBx3H),
+        hT, ys = jax.lax.scan(step, h0, _inputs(valid_TxB, probes_TxBxH, **xs),
                               reverse=reverse, unroll=unroll)
         if save == "h":
             return (hT,), ys, None
@@ -456,12 +470,14 @@ def _unchunk(a_NxKxF):
 
 def _chunked_forward(math, reverse, unroll, K, params, x_TxBxD, carry, valid_TxB,
                      probes_TxBxH, save):
-    """Outer scan over chunks of K steps (one input-projection matmul per chunk), inner
-    recurrence. Returns (final carry, h of every step, chunk-start carries, saved)."""
+    """Outer scan over chunks of K steps (one input-projection matmul per chunk, or x_t W_x
+    inside the recurrence for the cells that ``project_in_loop``), inner recurrence.
+    Returns (final carry, h of every step, chunk-start carries, saved)."""
 
     def chunk(carry, inp):
-        xw = _matmul(inp["x"], params["W_x"])
-        final, h_KxBxH, saved = math.forward(params, xw, carry, inp.get("valid"),
+        xs = {"x": inp["x"]} if math.project_in_loop else \
+            {"xw": _matmul(inp["x"], params["W_x"])}
+        final, h_KxBxH, saved = math.forward(params, xs, carry, inp.get("valid"),
                                              inp.get("probe"), reverse=reverse, unroll=unroll,
                                              save=save)
         return final, (carry, h_KxBxH, saved)
@@ -516,7 +532,8 @@ def _fused_bwd(math, reverse, unroll, mode, K, saved_, cts):
         elif mode == "carries":
             res = math.residuals(params, xw, inp["saved"], start, valid, reverse=reverse)
         else:
-            res = math.forward(params, xw, start, valid, probe, reverse=reverse, unroll=unroll,
+            xs = {"x": inp["x"]} if math.project_in_loop else {"xw": xw}
+            res = math.forward(params, xs, start, valid, probe, reverse=reverse, unroll=unroll,
                                save="residuals")[2]
         g, dx, dcarry, dprobe = math.backward(params, inp["x"], xw, res, start, dcarry,
                                               inp.get("dhs"), valid, probe, reverse=reverse,
@@ -607,7 +624,7 @@ def unroll_fused(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *, revers
                  remat, hoist):
     """``unroll(..., impl="fused")``: residuals stored per ``storage_plan``; with
     ``remat=True`` only chunk-start carries (as "fused_chunked"). ``hoist`` is ignored:
-    the input projection is always a matmul over many steps."""
+    each cell's maths says where its input projection is formed (``project_in_loop``)."""
     B, T, _ = xs_BxTxD.shape
     if remat:
         mode, K = "starts", chunk_length(T)
