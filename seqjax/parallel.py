@@ -270,7 +270,7 @@ def unroll_parallel_log(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH, *,
 # --------------------------------------------------------------------------- chunked
 
 
-def chunk_length(T: int) -> int:
+def default_chunk(T: int) -> int:
     """Steps per chunk of ``impl="parallel_chunked"`` when none is given: round(√T), at
     least 1, which balances the K sequential steps inside the chunks against the T/K
     chunks combined across."""
@@ -447,7 +447,7 @@ def unroll_parallel_chunked(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH
     """``IMPLS["parallel_chunked"]``: the chunked scan (module docstring).
 
     ``chunk``: steps per chunk, a positive integer (more than T is one chunk) or None for
-    ``chunk_length(T)`` ≈ √T. ``across``: how the chunk summaries are combined, "sequential"
+    ``default_chunk(T)`` ≈ √T. ``across``: how the chunk summaries are combined, "sequential"
     (a lax.scan over the T/K chunks) or "associative" (``jax.lax.associative_scan``).
     ``fixup``: every step from the state entering its chunk as prod ⊙ s_in + local (True) or
     by running the chunk's K steps again from s_in (False); same numbers. ``unroll`` unrolls
@@ -458,7 +458,7 @@ def unroll_parallel_chunked(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH
     check_chunk(chunk)
     check_choice("across", across, ACROSS)
     T = xs_BxTxD.shape[1]
-    K = chunk_length(T) if chunk is None else min(int(chunk), T)
+    K = default_chunk(T) if chunk is None else min(int(chunk), T)
     return _unroll_chunked_jit(cell, params, xs_BxTxD, carry, lengths, probes_BxTxH,
                                reverse=reverse, unroll=unroll, remat=remat, K=K, across=across,
                                fixup=bool(fixup))

@@ -88,7 +88,7 @@ def test_one_step_chunks_and_a_single_chunk():
     ref = run_impl("mingru", "scan", "fwd")[0]
     assert_trees_close(ones, ref)
     assert_trees_close(whole, ref)
-    assert [P.chunk_length(T) for T in (1, 6, 7, 4096)] == [1, 2, 3, 64]
+    assert [P.default_chunk(T) for T in (1, 6, 7, 4096)] == [1, 2, 3, 64]
 
 
 @pytest.mark.parametrize("chunk", [0, -3, 2.5, True, "4"])
