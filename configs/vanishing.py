@@ -7,7 +7,7 @@ other on the adding problem (T=100, H=64, Adam 3e-3, clip 1.0, batch 64), loggin
 ‖∂L/∂h_t‖ for every t every 100 steps, then writes <workdir>/figures/: eval MSE vs step with
 the 0.167 baseline; ‖∂L/∂h_t‖ vs t at init and at the end; the (step × t) heatmaps.
 
-Variants: ``:smoke`` (seconds, for tests), ``:cpu`` (default; ≈ 2 min on a 2-core CPU),
+Variants: ``:smoke`` (seconds, for tests), ``:cpu`` (default; ≈ 80 s on a 2-core CPU),
 ``:gpu``/``:tpu`` (T=400, H=128, batch 256, same code).
 Expected (``:cpu``): the RNN's eval MSE stays at the 1/6 baseline, the LSTM's falls
 far below it (docs/vanishing_gradients.md has the measured numbers).
