@@ -468,6 +468,14 @@ def _unchunk(a_NxKxF):
     return None if a_NxKxF is None else a_NxKxF.reshape((-1,) + a_NxKxF.shape[2:])
 
 
+def _forward_inputs(math, x_KxBxD, W_x, xw_KxBxG=None):
+    """What ``math.forward`` scans over: x itself, for the cells that form x_t W_x inside
+    the loop (``project_in_loop``), else x W_x (``xw_KxBxG`` when already computed)."""
+    if math.project_in_loop:
+        return {"x": x_KxBxD}
+    return {"xw": _matmul(x_KxBxD, W_x) if xw_KxBxG is None else xw_KxBxG}
+
+
 def _chunked_forward(math, reverse, unroll, K, params, x_TxBxD, carry, valid_TxB,
                      probes_TxBxH, save):
     """Outer scan over chunks of K steps (one input-projection matmul per chunk, or x_t W_x
@@ -475,8 +483,7 @@ def _chunked_forward(math, reverse, unroll, K, params, x_TxBxD, carry, valid_TxB
     Returns (final carry, h of every step, chunk-start carries, saved)."""
 
     def chunk(carry, inp):
-        xs = {"x": inp["x"]} if math.project_in_loop else \
-            {"xw": _matmul(inp["x"], params["W_x"])}
+        xs = _forward_inputs(math, inp["x"], params["W_x"])
         final, h_KxBxH, saved = math.forward(params, xs, carry, inp.get("valid"),
                                              inp.get("probe"), reverse=reverse, unroll=unroll,
                                              save=save)
@@ -532,7 +539,7 @@ def _fused_bwd(math, reverse, unroll, mode, K, saved_, cts):
         elif mode == "carries":
             res = math.residuals(params, xw, inp["saved"], start, valid, reverse=reverse)
         else:
-            xs = {"x": inp["x"]} if math.project_in_loop else {"xw": xw}
+            xs = _forward_inputs(math, inp["x"], params["W_x"], xw)
             res = math.forward(params, xs, start, valid, probe, reverse=reverse, unroll=unroll,
                                save="residuals")[2]
         g, dx, dcarry, dprobe = math.backward(params, inp["x"], xw, res, start, dcarry,
