@@ -77,9 +77,8 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from seqjax.cells import CELLS, check_choice
+from seqjax.cells import CELLS, check_choice, is_positive_int
 from seqjax.unroll import register_impl, valid_mask
 
 Array = jax.Array
@@ -279,9 +278,7 @@ def default_chunk(T: int) -> int:
 
 def check_chunk(chunk) -> None:
     """Raise a ValueError unless ``chunk`` is None or a positive integer (a bool is not one)."""
-    if chunk is None:
-        return
-    if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk <= 0:
+    if chunk is not None and not is_positive_int(chunk):
         raise ValueError(f"impl='parallel_chunked' takes chunk=None (about √T steps per chunk) "
                          f"or a positive integer (steps per chunk), got chunk={chunk!r}")
 

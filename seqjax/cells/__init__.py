@@ -23,7 +23,8 @@ import dataclasses
 from seqjax.cells._base import (ACTIVATIONS, CHRONO, INPUT_INITS, PRESET_CELLS, PRESETS,
                                 RECURRENT_INITS, Array, Cell, CellBase, Params, check_choice,
                                 check_chrono_tmax, check_gate_bias, check_input,
-                                check_positive_int, check_preset, chrono_bias)
+                                check_positive_int, check_preset, chrono_bias,
+                                is_positive_int)
 from seqjax.cells.classic import (CLASSIC_CELLS, GRU, GRU_GATES, LSTM, LSTM_GATES, RNN,
                                   LSTMCarry)
 from seqjax.cells.modern import (LIF, LIF_RESETS, LRU, MODERN_CELLS, LIFCarry, MinGRU,
@@ -53,6 +54,6 @@ __all__ = [
     "LIF_RESETS", "LRU", "LSTM", "LSTM_GATES", "MODERN_CELLS", "PRESETS", "PRESET_CELLS",
     "RECURRENT_INITS", "RNN", "Array", "Cell", "CellBase", "LIFCarry", "LSTMCarry", "MinGRU",
     "MinLSTM", "Params", "check_choice", "check_chrono_tmax", "check_gate_bias", "check_input",
-    "check_positive_int", "check_preset", "chrono_bias", "g", "get_cell", "latency_encode",
+    "check_positive_int", "check_preset", "is_positive_int", "chrono_bias", "g", "get_cell", "latency_encode",
     "library_params", "log_g", "rate_encode", "spike",
 ]

@@ -40,9 +40,14 @@ CHRONO = "chrono"  # a gate bias drawn as in Tallec & Ollivier (2018): ``chrono_
 # --------------------------------------------------------------------------- validators
 
 
+def is_positive_int(value: Any) -> bool:
+    """A positive Python or numpy integer (a bool is not one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+
+
 def check_positive_int(name: str, value: Any) -> None:
     """Raise a ValueError unless ``value`` is a positive integer (a bool is not one)."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+    if not is_positive_int(value):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
