@@ -55,7 +55,8 @@ from the next step plus from the output; ``dc`` the one reaching C_t):
 Where the backward gets each step's residuals (``MODES``):
 
 * ``"all"``: the forward stores them for every step (LSTM: the gates u and C; GRU:
-  h_{t−1} W_h and the gates r, z; plus h, which is the output anyway);
+  h_{t−1} W_h, from which the backward recomputes r, z, n for the whole sequence; plus h,
+  which is the output anyway);
 * ``"carries"``: the forward stores only the carry of every step (h, and C for an LSTM);
   per chunk the backward rebuilds the pre-activations from them with ONE large matmul,
   ``H_prev W_h + X W_x``, without the recurrence (the carries are known);
@@ -390,11 +391,7 @@ class _GRU(NamedTuple):
                 h_new = h_new + inp["probe"]
             if "valid" in inp:
                 h_new = _sel(inp["valid"], h_new, h_BxH)
-            # r and z are stored too: XLA:CPU then computes them in a vectorised loop; when
-            # they are only intermediates of h_new, its fusion of the gates ran 2x slower
-            # (the forward 19 -> 10 ms at B=32, H=128, T=100; benchmarks/RESULTS.md)
-            ys = {"h": h_new, "carries": (h_new,),
-                  "residuals": (hw_Bx3H, h_new, jnp.concatenate([r, z], axis=-1))}[save]
+            ys = {"h": h_new, "carries": (h_new,), "residuals": (hw_Bx3H, h_new)}[save]
             return h_new, ys
 
         (h0,) = carry
@@ -405,21 +402,18 @@ class _GRU(NamedTuple):
         return (hT,), ys[1] if save == "residuals" else ys[0], ys
 
     def residuals(self, params, xw_TxBx3H, carries, start, valid_TxB, *, reverse):
-        """(h_{t-1} W_h, h_t, [r, z]) of every step from the stored h: one large matmul."""
+        """(h_{t-1} W_h, h_t) of every step from the stored h: one large matmul."""
         (h_TxBxH,) = carries
         hprev = _prev_hidden(h_TxBxH, start[0], valid_TxB, reverse)
-        hw = _matmul(hprev, params["W_h"])
-        r, z, _, _ = self.gates(xw_TxBx3H + params["b"][None, None], hw, params["b_hn"])
-        return hw, h_TxBxH, jnp.concatenate([r, z], axis=-1)
+        return _matmul(hprev, params["W_h"]), h_TxBxH
 
     def backward(self, params, x_TxBxD, xw_TxBx3H, res, start, dcarry, dhs_TxBxH, valid_TxB,
                  probes_TxBxH, *, reverse, unroll, need_dx=True):
-        hw, h, rz = res
+        hw, h = res
         hprev = _prev_hidden(h, start[0], valid_TxB, reverse)
-        H = h.shape[-1]
-        r, z = rz[..., :H], rz[..., H:]
-        hn = hw[..., 2 * H:] + params["b_hn"][None, None]
-        n = jnp.tanh(xw_TxBx3H[..., 2 * H:] + params["b"][None, None, 2 * H:] + r * hn)
+        # r and z recomputed for the whole sequence rather than stored: the same step time
+        # and bits, a third less residual memory (benchmarks/RESULTS.md)
+        r, z, hn, n = self.gates(xw_TxBx3H + params["b"][None, None], hw, params["b_hn"])
         a_n = (1.0 - z) * (1.0 - n * n)
         a_r = a_n * hn * r * (1.0 - r)
         a_z = (hprev - n) * z * (1.0 - z)
@@ -608,8 +602,8 @@ def chunk_length(T: int) -> int:
 
 
 # Residual bytes per step and example, in units of H floats: the LSTM stores u (4H), C, h;
-# the GRU h W_h (3H), r and z (2H) and h; the RNN h.
-_RESIDUAL_H = {_LSTM: 6, _GRU: 6, _RNN: 1}
+# the GRU h W_h (3H) and h; the RNN h.
+_RESIDUAL_H = {_LSTM: 6, _GRU: 4, _RNN: 1}
 STORE_ALL_BYTES = 24 * 2 ** 20  # below glibc's 32 MB mmap threshold, with room to spare
 CHUNK_ROWS = 1024  # K·B rows per chunk when the carries are stored
 
