@@ -54,6 +54,6 @@ __all__ = [
     "LIF_RESETS", "LRU", "LSTM", "LSTM_GATES", "MODERN_CELLS", "PRESETS", "PRESET_CELLS",
     "RECURRENT_INITS", "RNN", "Array", "Cell", "CellBase", "LIFCarry", "LSTMCarry", "MinGRU",
     "MinLSTM", "Params", "check_choice", "check_chrono_tmax", "check_gate_bias", "check_input",
-    "check_positive_int", "check_preset", "is_positive_int", "chrono_bias", "g", "get_cell", "latency_encode",
-    "library_params", "log_g", "rate_encode", "spike",
+    "check_positive_int", "check_preset", "chrono_bias", "g", "get_cell", "is_positive_int",
+    "latency_encode", "library_params", "log_g", "rate_encode", "spike",
 ]
